@@ -1,0 +1,143 @@
+"""One training step of mtlearn's numpy models against the same step in PyTorch CPU.
+
+    python benchmarks/bench_nn.py            # print the table
+    python benchmarks/bench_nn.py --record   # also append it to benchmarks/RESULTS.md
+
+Both sides run on one thread (BLAS pinned with threadpoolctl, ``torch.set_num_threads(1)``),
+interleaved round by round in one process, so a noisy neighbour slows both alike; the ratio
+is the median mtlearn step time over the median PyTorch step time. PyTorch is optional
+(``pip install torch``): without it only mtlearn's times are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from mtlearn import info, nn
+
+try:
+    import torch
+except ImportError:  # optional
+    torch = None
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+# ---------------------------------------------------------------- the models, both sides
+def cnn_mtlearn(batch):
+    model = nn.course_cnn(seed=0)
+    loss, opt = nn.SoftmaxCrossEntropy(), None
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    opt = nn.SGD(model.params, lr=0.01)
+    grads = np.empty_like(model.params)
+
+    def step():
+        model.loss_and_grads(loss, x, y, grads=grads)
+        opt.step(grads)
+    return step
+
+
+def cnn_torch(batch):
+    tnn = torch.nn
+    model = tnn.Sequential(
+        tnn.Conv2d(1, 8, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(8, 16, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Flatten(), tnn.Linear(784, 10))
+    x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+CASES = {
+    "cnn": ("course CNN, batch 64, float32", lambda: cnn_mtlearn(64),
+            lambda: cnn_torch(64), 1.5),
+}
+
+
+# ---------------------------------------------------------------- timing
+def time_steps(step, n):
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n
+
+
+def measure(make_ours, make_theirs, rounds, steps):
+    """Median per-step seconds of each side, measured alternately round by round."""
+    ours = make_ours()
+    theirs = make_theirs() if torch is not None and make_theirs else None
+    for _ in range(3):                       # warm up caches, allocators, BLAS
+        ours()
+        if theirs:
+            theirs()
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(time_steps(ours, steps))
+        if theirs:
+            b.append(time_steps(theirs, steps))
+    return statistics.median(a), (statistics.median(b) if b else None)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cases", nargs="*", default=list(CASES), help=f"of {list(CASES)}")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=10, help="steps per timed round")
+    ap.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
+    args = ap.parse_args(argv)
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
+    if torch is not None:
+        torch.set_num_threads(1)
+    rows = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name in args.cases:
+            label, ours, theirs, target = CASES[name]
+            t_ours, t_torch = measure(ours, theirs, args.rounds, args.steps)
+            ratio = t_ours / t_torch if t_torch else None
+            rows.append((label, t_ours, t_torch, ratio, target))
+    mach = info.machine_info()
+    blas = ", ".join(f"{b['library']} {b['version']} ({b['kernel']})" for b in mach["blas"])
+    tv = torch.__version__ if torch is not None else "not installed"
+    lines = [
+        f"### bench_nn — {time.strftime('%Y-%m-%d')}",
+        "",
+        f"{mach['cores']} cores, CPython {mach['python']} "
+        f"({'free-threaded' if mach['free_threaded_build'] else 'GIL'}), numpy {mach['numpy']}, "
+        f"BLAS {blas} pinned to 1 thread; PyTorch {tv} at 1 thread. "
+        f"Median of {args.rounds} interleaved rounds x {args.steps} steps.",
+        "",
+        "| one training step | mtlearn ms | PyTorch ms | ratio | target |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, a, b, r, target in rows:
+        bt = f"{b * 1e3:.2f}" if b else "—"
+        rt = f"**{r:.2f}x**" if r else "—"
+        lines.append(f"| {label} | {a * 1e3:.2f} | {bt} | {rt} | <= {target}x |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.record:
+        with RESULTS.open("a") as f:
+            f.write("\n" + text)
+        print(f"appended to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Ready-made models used across the course, benchmarks and command line."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import Flatten, ReLU
+from .conv import Conv2D
+from .dense import Dense
+from .pool import MaxPool2D
+from .sequential import Sequential
+
+
+def course_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10,
+               channels: tuple[int, int] = (8, 16), *, seed: int = 0,
+               dtype=np.float32) -> Sequential:
+    """The course CNN: ``Conv(3x3, pad 1) ReLU MaxPool(2)`` twice, then ``Flatten Dense``.
+
+    Input ``(N, in_channels, image_size, image_size)`` with ``image_size`` divisible by 4;
+    output logits ``(N, num_classes)``. With the defaults it is
+    ``Conv2D(1,8,3,padding=1) ReLU MaxPool2D(2) Conv2D(8,16,3,padding=1) ReLU MaxPool2D(2)
+    Flatten Dense(784,10)``, the model of ``benchmarks/bench_nn.py``.
+    """
+    if image_size % 4:
+        raise ValueError(f"course_cnn: image_size must be divisible by 4, got {image_size}")
+    c1, c2 = channels
+    side = image_size // 4
+    return Sequential(
+        Conv2D(in_channels, c1, 3, padding=1), ReLU(), MaxPool2D(2),
+        Conv2D(c1, c2, 3, padding=1), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(c2 * side * side, num_classes),
+        seed=seed, dtype=dtype)

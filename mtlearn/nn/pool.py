@@ -1,0 +1,102 @@
+"""Max pooling over ``kH x kW`` windows, any stride (overlapping windows included)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layer import Layer
+
+
+def _taps(n_out: int, k: int, s: int):
+    """Slices picking tap ``v`` of every window along one axis: ``v, v+s, ..., v+s*(n_out-1)``."""
+    return [slice(v, v + s * (n_out - 1) + 1, s) for v in range(k)]
+
+
+def _max_along(x: np.ndarray, axis: int, k: int, s: int, n_out: int):
+    """Max over windows of ``k`` taps, stride ``s``, along ``axis`` (2 = rows, 3 = columns).
+
+    Returns ``(best, arg)``: the maxima and, as uint8, which tap held the first maximum.
+    """
+    index = [slice(None)] * 4
+    best = arg = None
+    for v, taps in enumerate(_taps(n_out, k, s)):
+        index[axis] = taps
+        xv = x[tuple(index)]
+        if best is None:
+            best, arg = xv, np.zeros(xv.shape, dtype=np.uint8)
+            continue
+        better = xv > best                       # strict: the first maximum wins ties
+        best = np.maximum(best, xv)
+        # v is larger than every tap index seen so far, so max() records "v if better".
+        arg = np.maximum(arg, better.view(np.uint8) * np.uint8(v)) if v > 1 else better.view(
+            np.uint8)
+    return best, arg
+
+
+def _route_back(dout: np.ndarray, arg: np.ndarray, axis: int, k: int, s: int, size: int):
+    """Adjoint of :func:`_max_along`: send each gradient to the tap that held the maximum."""
+    shape = list(dout.shape)
+    shape[axis] = size
+    dx = np.zeros(shape, dtype=dout.dtype)
+    index = [slice(None)] * 4
+    for v, taps in enumerate(_taps(dout.shape[axis], k, s)):
+        index[axis] = taps
+        routed = dout * (arg == v)
+        if s < k:
+            dx[tuple(index)] += routed           # overlapping windows share inputs
+        else:
+            dx[tuple(index)] = routed
+    return dx
+
+
+class MaxPool2D(Layer):
+    """Max over each window, like ``torch.nn.MaxPool2d(kernel_size, stride)``.
+
+    Shapes: ``(N, C, H, W) -> (N, C, Ho, Wo)``, ``Ho = (H - kH) // stride + 1``; ``stride``
+    defaults to ``kernel_size``. The gradient goes to the first maximum of each window in
+    row-major order (as in PyTorch), so ties never double-count.
+
+    How: the max over a rectangle is the max over rows of the max over columns, so the
+    window is reduced one axis at a time, each a few vectorised passes over the whole batch
+    (``kW`` then ``kH`` taps) instead of ``kH*kW``. Channel-major memory layout (see
+    ``conv.py``) is kept.
+    """
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size
+        stride = kh if stride is None else stride
+        for name, v in (("kernel_size", kh), ("kernel_size", kw), ("stride", stride)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"MaxPool2D: {name} must be a positive int, got {v!r}")
+        if max(kh, kw) > 255:
+            raise ValueError(f"MaxPool2D: kernel_size must be <= 255, got {kernel_size!r}")
+        self.kernel_size, self.stride = (int(kh), int(kw)), int(stride)
+
+    def forward(self, x: np.ndarray):
+        kh, kw = self.kernel_size
+        if x.ndim != 4 or x.shape[2] < kh or x.shape[3] < kw:
+            raise self._shape_error(x, f"(N, C, H, W) with H >= {kh}, W >= {kw}")
+        s = self.stride
+        ho, wo = (x.shape[2] - kh) // s + 1, (x.shape[3] - kw) // s + 1
+        xt = x.transpose(1, 0, 2, 3)
+        cols, arg_w = _max_along(xt, 3, kw, s, wo)      # (C, N, H, Wo)
+        out, arg_h = _max_along(cols, 2, kh, s, ho)     # (C, N, Ho, Wo)
+        if out.base is not None:                        # a 1x1 window: own the result
+            out = out.copy()
+        return out.transpose(1, 0, 2, 3), (arg_w, arg_h, x.shape)
+
+    def backward(self, dout: np.ndarray, cache, need_dx: bool = True):
+        if not need_dx:
+            return None, {}
+        arg_w, arg_h, (N, C, H, W) = cache
+        kh, kw = self.kernel_size
+        dt = dout.transpose(1, 0, 2, 3)
+        dcols = _route_back(dt, arg_h, 2, kh, self.stride, H)
+        dxt = _route_back(dcols, arg_w, 3, kw, self.stride, W)
+        return dxt.transpose(1, 0, 2, 3), {}
+
+    def __repr__(self) -> str:
+        kh, kw = self.kernel_size
+        k = kh if kh == kw else (kh, kw)
+        return f"MaxPool2D({k}" + (f", stride={self.stride})" if self.stride != kh else ")")
