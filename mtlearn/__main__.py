@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", choices=["cnn"], help="which model")
     s.add_argument("--dataset", choices=["shapes", "digits"], default="shapes")
     s.add_argument("--epochs", type=_positive, default=5)
-    s.add_argument("--batch-size", type=_positive, default=64)
+    s.add_argument("--batch-size", type=_positive, default=32)
     s.add_argument("--lr", type=float, default=0.05)
     s.add_argument("--n", type=_positive, default=2000, help="images to generate (shapes)")
     s.add_argument("--seed", type=int, default=0)
