@@ -1,0 +1,7 @@
+"""ipywidgets dashboards for the notebooks: each composes the library and the figures.
+
+Every dashboard is a class with ``.widget`` (display it), ``.run()`` (what the Run button
+does; callable from code, which is how the tests drive it) and an ``Output`` area of its own.
+"""
+
+__all__: list[str] = []
