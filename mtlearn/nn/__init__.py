@@ -16,6 +16,7 @@ threads can share a model. Names, shapes and initialisation follow ``torch.nn``.
 =====================  ===================================================================
 """
 
+from . import allocator
 from .activations import Flatten, ReLU, Tanh
 from .conv import Conv2D, col2im, im2col
 from .conv_naive import conv2d_backward_naive, conv2d_forward_naive
@@ -27,6 +28,8 @@ from .models import course_cnn
 from .optim import SGD, Adam, Optimizer
 from .pool import MaxPool2D
 from .sequential import Sequential
+
+allocator.tune_from_environment()
 
 __all__ = [
     "Adam", "Conv2D", "Dense", "Flatten", "GradcheckResult", "Layer", "MSELoss", "MaxPool2D",
