@@ -5,5 +5,17 @@ Each function takes plain results (lists, arrays, result objects) and returns a
 """
 
 from .style import apply_style
+from .training import (
+    accuracy_curve,
+    feature_maps,
+    filter_grid,
+    image_grid,
+    loss_curve,
+    moving_average,
+    timing_bars,
+    training_curves,
+)
 
 __all__ = ["apply_style"]
+__all__ += ["accuracy_curve", "feature_maps", "filter_grid", "image_grid", "loss_curve",
+            "moving_average", "timing_bars", "training_curves"]

@@ -4,4 +4,7 @@ Every dashboard is a class with ``.widget`` (display it), ``.run()`` (what the R
 does; callable from code, which is how the tests drive it) and an ``Output`` area of its own.
 """
 
+from .cnn_lab import CNNLab, CNNLabResult
+
 __all__: list[str] = []
+__all__ += ["CNNLab", "CNNLabResult"]

@@ -80,7 +80,7 @@ class Dashboard:
             return None
         self._stop.clear()
         self.error = None
-        self.out.clear_output()
+        self.out.outputs = ()          # (clear_output() would print escape codes outside a kernel)
         self._set_busy(True)
         self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}-run",
                                         daemon=True)
