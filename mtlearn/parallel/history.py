@@ -1,0 +1,71 @@
+"""What a training run measured: the ``History`` every strategy returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..trace import Span
+
+
+@dataclass
+class History:
+    """The record of one ``parallel.train`` call.
+
+    Attributes
+    ----------
+    strategy, threads : what ran
+    losses : list of float, the training loss of every optimizer step, in step order
+    step_times : list of float, seconds since the start when each step's update finished
+    wall_time : float, seconds for the whole call (threads started and joined included)
+    trace : list of ``trace.Span`` ``(thread, kind, start, end, cpu)``, times relative to the
+        start; kinds: ``load``, ``compute`` (forward + backward), ``forward``, ``backward``,
+        ``wait``, ``reduce``, ``update``
+    thread_cpu : dict thread name -> CPU seconds that thread used during the call
+    info : dict of strategy-specific measurements (e.g. ``staleness`` for Hogwild)
+    """
+
+    strategy: str
+    threads: int
+    losses: list[float] = field(default_factory=list)
+    step_times: list[float] = field(default_factory=list)
+    wall_time: float = 0.0
+    trace: list[Span] = field(default_factory=list)
+    thread_cpu: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return len(self.losses)
+
+    def time_by_kind(self) -> dict[str, float]:
+        """Wall seconds summed over spans of each kind, all threads together."""
+        out: dict[str, float] = {}
+        for s in self.trace:
+            out[s.kind] = out.get(s.kind, 0.0) + (s.end - s.start)
+        return out
+
+    def summary(self) -> str:
+        """A few lines: steps, time per step, loss first -> last, CPU per thread, span kinds."""
+        n = self.steps
+        lines = [f"{self.strategy} on {self.threads} thread(s): {n} steps in "
+                 f"{self.wall_time:.3f} s ({1e3 * self.wall_time / max(n, 1):.2f} ms/step)"]
+        if n:
+            lines.append(f"loss {self.losses[0]:.4f} -> {self.losses[-1]:.4f}")
+        if self.thread_cpu:
+            cpu = ", ".join(f"{t} {c:.2f}s" for t, c in self.thread_cpu.items())
+            lines.append(f"CPU per thread: {cpu} (wall {self.wall_time:.2f}s)")
+        kinds = self.time_by_kind()
+        if kinds:
+            lines.append("time in spans: " + ", ".join(f"{k} {v:.3f}s" for k, v in kinds.items()))
+        for k, v in self.info.items():
+            if isinstance(v, (int, float, str)):
+                lines.append(f"{k}: {v}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """Plain data (JSON-ready)."""
+        return {"strategy": self.strategy, "threads": self.threads, "losses": self.losses,
+                "step_times": self.step_times, "wall_time": self.wall_time,
+                "trace": [list(s) for s in self.trace], "thread_cpu": self.thread_cpu,
+                "info": {k: v for k, v in self.info.items()
+                         if isinstance(v, (int, float, str, list, dict))}}

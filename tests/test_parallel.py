@@ -1,0 +1,225 @@
+"""Every strategy through ``parallel.train``: equal to serial, deterministic, clean failure.
+
+Strategies register themselves in ``parallel.STRATEGIES``; the tests below run over every
+registered one, so a new strategy is checked the moment it is added.
+"""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mtlearn import data, nn, parallel
+
+#: strategies that must reproduce serial training (float64, 1e-10 relative)
+EXACT = ["sync", "asyncio", "pipeline", "tensor", "process"]
+REL = 1e-10
+
+
+def registered(names):
+    return [n for n in names if n in parallel.STRATEGIES]
+
+
+def cnn_case(n=96):
+    X, y = data.shapes(n, size=12, seed=3)
+    def model():
+        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                             nn.Conv2D(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                             nn.Flatten(), nn.Dense(6 * 3 * 3, 4), seed=1, dtype=np.float64)
+    return model, nn.SoftmaxCrossEntropy(), X.astype(np.float64), y
+
+
+def lstm_case(n=96):
+    X, y = data.adding_problem(n, 12, seed=4)
+    def model():
+        return nn.Sequential(nn.LSTM(2, 8), nn.LastStep(), nn.Dense(8, 1),
+                             seed=2, dtype=np.float64)
+    return model, nn.MSELoss(), X.astype(np.float64), y.reshape(-1, 1).astype(np.float64)
+
+
+CASES = {"cnn": cnn_case, "lstm": lstm_case}
+
+
+def run(case, strategy, threads, **kw):
+    make, loss, X, y = CASES[case]()
+    model = make()
+    kw = {"epochs": 1, "batch_size": 24, "lr": 0.1, "seed": 5, **kw}
+    h = parallel.train(model, loss, (X, y), strategy=strategy, threads=threads, **kw)
+    return h, model.params.copy()
+
+
+@pytest.fixture(scope="module")
+def serial_reference():
+    return {case: run(case, "serial", 1) for case in CASES}
+
+
+def assert_close(a, b, what):
+    a, b = np.asarray(a), np.asarray(b)
+    scale = np.max(np.abs(b))
+    assert np.max(np.abs(a - b)) <= REL * scale, f"{what}: differs from serial"
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("strategy", registered(EXACT))
+def test_equals_serial_and_is_deterministic(strategy, threads, case, serial_reference,
+                                            no_thread_leak):
+    ref_h, ref_p = serial_reference[case]
+    h1, p1 = run(case, strategy, threads)
+    h2, p2 = run(case, strategy, threads)
+    assert len(h1.losses) == len(ref_h.losses) == 4
+    assert_close(h1.losses, ref_h.losses, "losses")
+    assert_close(p1, ref_p, "final parameters")
+    np.testing.assert_array_equal(h1.losses, h2.losses)     # run to run: bit for bit
+    np.testing.assert_array_equal(p1, p2)
+
+
+@pytest.mark.parametrize("strategy", registered(EXACT))
+def test_momentum_optimizer_and_prefetch_still_equal_serial(strategy, serial_reference):
+    def opt(p):
+        return nn.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)
+    ref_h, ref_p = run("cnn", "serial", 1, optimizer=opt, epochs=2)
+    h, p = run("cnn", strategy, 2, optimizer=opt, epochs=2, prefetch=2)
+    assert_close(h.losses, ref_h.losses, "losses")
+    assert_close(p, ref_p, "final parameters")
+
+
+@pytest.mark.parametrize("strategy", sorted(parallel.STRATEGIES))
+def test_history_is_complete(strategy, no_thread_leak):
+    h, _ = run("cnn", strategy, 2)
+    assert h.strategy == strategy and h.threads == 2
+    assert len(h.losses) >= 1 and all(np.isfinite(h.losses))
+    assert h.wall_time > 0 and len(h.step_times) == len(h.losses)
+    assert h.trace and {s.kind for s in h.trace} and h.thread_cpu
+    assert all(s.end >= s.start for s in h.trace)
+    assert strategy in h.summary()
+    assert parallel.STRATEGIES[strategy].description
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    ({"threads": 0}, ValueError, "threads"),
+    ({"threads": -1}, ValueError, "threads"),
+    ({"threads": 2.0}, TypeError, "threads"),
+    ({"threads": "2"}, TypeError, "threads"),
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"batch_size": 1000}, ValueError, "batch_size"),
+    ({"strategy": "magic"}, ValueError, "strategy"),
+    ({"lr": 0}, ValueError, "lr"),
+    ({"no_such_option": 1}, TypeError, "no_such_option"),
+    ({"prefetch": -1}, ValueError, "prefetch"),
+    ({"optimizer": "adam"}, TypeError, "optimizer"),
+])
+def test_bad_arguments_raise_before_any_thread(kw, error, match, no_thread_leak):
+    make, loss, X, y = cnn_case()
+    kw = {"strategy": "sync", "threads": 2, "batch_size": 24, **kw}
+    before = threading.active_count()
+    with pytest.raises(error, match=match):
+        parallel.train(make(), loss, (X, y), **kw)
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("strategy", sorted(parallel.STRATEGIES))
+def test_argument_checks_for_every_strategy(strategy):
+    make, loss, X, y = cnn_case()
+    with pytest.raises(ValueError, match="same length"):
+        parallel.train(make(), loss, (X, y[:-1]), strategy=strategy, threads=2, batch_size=24)
+    if parallel.STRATEGIES[strategy].splits_batch:
+        with pytest.raises(ValueError, match="batch_size"):
+            parallel.train(make(), loss, (X, y), strategy=strategy, threads=4, batch_size=3)
+
+
+class Exploding(nn.ReLU):
+    """A layer that fails on its third call, from whichever thread runs it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def forward(self, x):
+        with self.lock:
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("boom in a worker")
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("strategy", sorted(set(parallel.STRATEGIES) - {"process"}))
+def test_worker_error_reaches_caller_quickly(strategy, no_thread_leak):
+    _, loss, X, y = cnn_case()
+    model = nn.Sequential(nn.Flatten(), nn.Dense(144, 8), Exploding(), nn.Dense(8, 4),
+                          dtype=np.float64)
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="boom in a worker") as info:
+        parallel.train(model, loss, (X, y), strategy=strategy, threads=3, epochs=3,
+                       batch_size=24)
+    assert time.perf_counter() - t0 < 5
+    assert any(f.name == "forward" for f in info.traceback), "original traceback kept"
+
+
+@pytest.mark.parametrize("strategy", sorted(parallel.STRATEGIES))
+def test_nan_loss_stops_with_the_step(strategy, no_thread_leak):
+    make, loss, X, y = cnn_case()
+    X = X.copy()
+    X[:] = np.nan
+    with pytest.raises(FloatingPointError, match="step 0"):
+        parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, batch_size=24)
+    h = parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, batch_size=24,
+                       check_finite=False)
+    assert np.isnan(h.losses[0])
+
+
+def test_prefetcher_stops_early_and_propagates_errors(no_thread_leak):
+    X = np.arange(40.0).reshape(20, 2)
+    y = np.arange(20)
+    plan = [np.arange(i, i + 2) for i in range(0, 20, 2)]
+    with parallel.Prefetcher(X, y, plan, depth=2) as batches:
+        first = next(iter(batches))
+    np.testing.assert_array_equal(first[1], [0, 1])
+
+    def bad(xb, rng):
+        raise ValueError("augment failed")
+    with pytest.raises(ValueError, match="augment failed"), \
+            parallel.Prefetcher(X, y, plan, 2, augment=bad) as batches:
+        list(batches)
+
+
+def test_random_shift_keeps_shape_and_content():
+    rng = np.random.default_rng(0)
+    xb = np.zeros((5, 1, 6, 6))
+    xb[:, :, 2:4, 2:4] = 1
+    out = parallel.random_shift(1)(xb, rng)
+    assert out.shape == xb.shape and np.all(out.sum(axis=(1, 2, 3)) == 4)
+
+
+def test_stress_random_strategies_no_deadlock_no_leak(no_thread_leak):
+    rng = np.random.default_rng(0)
+    make, loss, X, y = cnn_case(48)
+    names = sorted(set(parallel.STRATEGIES) - {"process"})
+    for _ in range(25):
+        strategy = str(rng.choice(names))
+        threads = int(rng.integers(1, 5))
+        h = parallel.train(make(), loss, (X, y), strategy=strategy, threads=threads,
+                           batch_size=int(rng.integers(threads, 24) if threads < 24 else 24),
+                           epochs=1, prefetch=int(rng.integers(0, 3)))
+        assert h.losses
+
+
+@pytest.mark.parametrize("strategy", sorted(parallel.STRATEGIES))
+def test_keyboard_interrupt_stops_promptly_and_cleanly(strategy, no_thread_leak):
+    import _thread
+
+    make, loss, X, y = cnn_case(480)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, epochs=200,
+                           batch_size=24)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert time.perf_counter() - t0 < 5
