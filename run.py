@@ -7,6 +7,11 @@
 Both create (or reuse) a virtual environment in .venv and install the package there with
 the extras they need; a change to pyproject.toml triggers a re-install. Extra arguments are
 passed on to JupyterLab or pytest.
+
+`test` then runs tests/ again on a free-threaded CPython (GIL off), if there is one:
+$MTLEARN_FT_PYTHON, or the one `bash .ci/freethreaded.sh` builds. Before that,
+.ci/check_freethreaded.py checks that the GIL stays off after importing mtlearn and that
+pure-Python code speeds up on 2 threads there.
 """
 
 import hashlib
@@ -21,6 +26,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 EXTRAS = {"course": "course", "test": "test,course"}
+FT_PYTHON = Path.home() / ".cache/mtlearn/venv313t/bin/python"  # made by .ci/freethreaded.sh
 
 
 def ensure_env(extras: str) -> None:
@@ -53,11 +59,32 @@ def main(argv: list[str]) -> int:
     # MPLBACKEND keeps figures off-screen; --nbval-lax checks the cells marked NBVAL_CHECK_OUTPUT.
     env.setdefault("MPLBACKEND", "Agg")
     args = [PY, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", *rest]
+    print(f"=== tests with the GIL: {PY}", flush=True)
     code = subprocess.call(args, cwd=ROOT, env=env)
     if code == 5:
         print("pytest collected no tests: treating that as a failure", file=sys.stderr)
-        return 1
-    return code
+        code = 1
+    return test_free_threaded(rest, env) or code
+
+
+def test_free_threaded(rest: list[str], env: dict) -> int:
+    """tests/ on the free-threaded interpreter, after .ci/check_freethreaded.py; 0 if none."""
+    ft = Path(os.environ.get("MTLEARN_FT_PYTHON") or FT_PYTHON)
+    if not ft.exists():
+        if "MTLEARN_FT_PYTHON" in os.environ:
+            print(f"MTLEARN_FT_PYTHON={ft} does not exist", file=sys.stderr)
+            return 1
+        print("no free-threaded python: tests ran with the GIL only "
+              "(to add a run with the GIL off: bash .ci/freethreaded.sh)")
+        return 0
+    print(f"=== tests with the GIL off: {ft} (free-threaded build)", flush=True)
+    env = {k: v for k, v in env.items() if k != "PYTHON_GIL"}  # the GIL stays off by itself
+    check = subprocess.call([ft, ROOT / ".ci/check_freethreaded.py", "--compare", PY],
+                            cwd=ROOT, env=env)
+    # No nbval there: pytest skips the notebooks, so a selection of only notebooks finds nothing.
+    code = subprocess.call([ft, "-m", "pytest", "-p", "no:cacheprovider", *(rest or ["tests"])],
+                           cwd=ROOT, env=env)
+    return check or (0 if code == 5 and rest else code)
 
 
 if __name__ == "__main__":
