@@ -63,9 +63,57 @@ def cnn_torch(batch):
     return step
 
 
+SEQ = dict(batch=32, steps=20, inputs=16, hidden=64, classes=10)   # the recurrent cases
+
+
+def recurrent_mtlearn(cell, batch, steps, inputs, hidden, classes):
+    """``cell(inputs, hidden) -> LastStep -> Dense(hidden, classes)``, one SGD step."""
+    layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](inputs, hidden)
+    model = nn.Sequential(layer, nn.LastStep(), nn.Dense(hidden, classes), seed=0)
+    loss = nn.SoftmaxCrossEntropy()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, steps, inputs), dtype=np.float32)
+    y = rng.integers(0, classes, batch)
+    opt = nn.SGD(model.params, lr=0.01)
+    grads = np.empty_like(model.params)
+
+    def step():
+        model.loss_and_grads(loss, x, y, grads=grads)
+        opt.step(grads)
+    return step
+
+
+def recurrent_torch(cell, batch, steps, inputs, hidden, classes):
+    tnn = torch.nn
+    layer = {"rnn": tnn.RNN, "lstm": tnn.LSTM, "gru": tnn.GRU}[cell](inputs, hidden,
+                                                                     batch_first=True)
+    head = tnn.Linear(hidden, classes)
+    params = [*layer.parameters(), *head.parameters()]
+    x = torch.randn(batch, steps, inputs)
+    y = torch.randint(0, classes, (batch,))
+    opt = torch.optim.SGD(params, lr=0.01)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out, _ = layer(x)
+        torch.nn.functional.cross_entropy(head(out[:, -1]), y).backward()
+        opt.step()
+    return step
+
+
+def _recurrent_case(cell, name, target):
+    label = (f"{name}({SEQ['inputs']}, {SEQ['hidden']}) -> LastStep -> Dense, "
+             f"batch {SEQ['batch']}, T = {SEQ['steps']}, float32")
+    return (label, lambda: recurrent_mtlearn(cell, **SEQ),
+            lambda: recurrent_torch(cell, **SEQ), target)
+
+
 CASES = {
     "cnn": ("course CNN, batch 64, float32", lambda: cnn_mtlearn(64),
             lambda: cnn_torch(64), 1.5),
+    "lstm": _recurrent_case("lstm", "LSTM", 1.2),
+    "rnn": _recurrent_case("rnn", "RNN", 1.2),
+    "gru": _recurrent_case("gru", "GRU", 1.2),
 }
 
 

@@ -145,3 +145,16 @@ def test_minimises_a_quadratic():
         for _ in range(300):
             opt.step(2 * (p - target))
         np.testing.assert_allclose(p, target, atol=1e-3)
+
+
+def test_pickle_and_deepcopy_keep_params_as_views():
+    import copy
+    import pickle
+
+    m = small_model()
+    for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        np.testing.assert_array_equal(clone.params, m.params)
+        assert not np.shares_memory(clone.params, m.params)
+        for layer in clone.layers:
+            for arr in layer.params.values():
+                assert np.shares_memory(arr, clone.params)

@@ -66,3 +66,28 @@ def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["train", "cnn", "--epochs", "0"])
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_cli_train_lstm_on_chars_samples_text():
+    proc = subprocess.run([sys.executable, "-m", "mtlearn", "train", "lstm", "--epochs", "1",
+                           "--hidden", "32", "--batch-size", "64"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "unigram" in proc.stdout and "final loss" in proc.stdout
+    assert "sample at temperature 0.8" in proc.stdout and "=" in proc.stdout.split("correct")[-1]
+    assert "steps/s" in proc.stderr and "[" in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru"])
+def test_cli_train_recurrent_on_the_adding_problem(model, capsys):
+    assert main(["train", model, "--dataset", "adding", "--n", "256", "--epochs", "1",
+                 "--seq-len", "10", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "to beat (always answering 1.0)" in out and "test mean squared error" in out
+
+
+def test_cli_train_rejects_a_dataset_the_model_cannot_learn(capsys):
+    assert main(["train", "cnn", "--dataset", "chars"]) == 2
+    assert "shapes or digits" in capsys.readouterr().err
+    assert main(["train", "lstm", "--dataset", "digits"]) == 2
+    assert "chars or adding" in capsys.readouterr().err

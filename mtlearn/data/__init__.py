@@ -11,6 +11,18 @@ Images, shaped (N, C, H, W):
 - :func:`digits` -- 1,797 real 8x8 handwritten digits (UCI optdigits, via scikit-learn's
   copy; see ``LICENSE-digits.txt``).
 
+Sequences, shaped (N, T, features):
+
+- :func:`sine_waves` -- next-value prediction on sine waves of random frequency and phase.
+- :func:`adding_problem` -- add the two marked values of a long sequence (long memory).
+
+Text, one character per token:
+
+- :func:`char_corpus` -- the shipped arithmetic corpus (``37+58=95`` per line), made by
+  :func:`generate_arithmetic`; :class:`Vocabulary` numbers its characters.
+- :func:`tbptt_batches` -- consecutive chunks for truncated backpropagation through time.
+- :func:`unigram_loss` -- the loss to beat; :func:`score_arithmetic` -- are sampled sums right?
+
 Splitting and batching, for any of them:
 
 - :func:`split` -- a seeded (stratified) train/validation split.
@@ -21,5 +33,16 @@ Splitting and batching, for any of them:
 from .batching import batches, num_batches, split
 from .digits import digits
 from .images import SHAPE_CLASSES, shapes
+from .sequences import adding_problem, sine_waves
+from .text import (
+    Vocabulary,
+    char_corpus,
+    generate_arithmetic,
+    score_arithmetic,
+    tbptt_batches,
+    unigram_loss,
+)
 
-__all__ = ["SHAPE_CLASSES", "batches", "digits", "num_batches", "shapes", "split"]
+__all__ = ["SHAPE_CLASSES", "batches", "digits", "num_batches", "shapes", "split",
+           "Vocabulary", "adding_problem", "char_corpus", "generate_arithmetic",
+           "score_arithmetic", "sine_waves", "tbptt_batches", "unigram_loss"]

@@ -9,7 +9,13 @@ threads can share a model. Names, shapes and initialisation follow ``torch.nn``.
 ``MaxPool2D``          max pooling, any kernel and stride
 ``ReLU``, ``Tanh``     activations
 ``Flatten``, ``Dense`` reshaping and the affine layer (any leading dimensions)
+``RNN``, ``LSTM``, ``GRU``  recurrent layers, ``(N, T, I) -> (N, T, H)``; ``forward(x, state)``
+``Embedding``, ``LastStep``  token ids -> vectors; ``(N, T, H) -> (N, H)``
+``forward_with_state`` run a ``Sequential`` carrying recurrent state (truncated BPTT)
+``*_forward_naive``    the recurrences one step and one gate at a time (the references)
 ``SoftmaxCrossEntropy``, ``MSELoss``  losses (mean over the batch)
+``SequenceCrossEntropy`` next-token loss over ``(N, T, V)`` logits
+``char_model``, ``sample``  a next-character model and text sampled from it (temperature)
 ``Sequential``         a stack of layers with one flat parameter vector
 ``SGD``, ``Adam``      optimizers on flat vectors
 ``gradcheck``          finite-difference check of any layer or model, in float64
@@ -21,12 +27,27 @@ from .activations import Flatten, ReLU, Tanh
 from .conv import Conv2D, col2im, im2col
 from .conv_naive import conv2d_backward_naive, conv2d_forward_naive
 from .dense import Dense
+from .embedding import Embedding, LastStep
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient, relative_error
+from .gru import GRU
+from .language_model import SequenceCrossEntropy, char_model, fit_tbptt
 from .layer import Layer
 from .losses import MSELoss, SoftmaxCrossEntropy
+from .lstm import LSTM
 from .models import course_cnn
 from .optim import SGD, Adam, Optimizer
 from .pool import MaxPool2D
+from .recurrent import Recurrent, RecurrentCache, forward_with_state
+from .recurrent_naive import (
+    gru_backward_naive,
+    gru_forward_naive,
+    lstm_backward_naive,
+    lstm_forward_naive,
+    rnn_backward_naive,
+    rnn_forward_naive,
+)
+from .rnn import RNN
+from .sampling import sample
 from .sequential import Sequential
 
 allocator.tune_from_environment()
@@ -36,4 +57,9 @@ __all__ = [
     "Optimizer", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "col2im",
     "conv2d_backward_naive", "conv2d_forward_naive", "course_cnn", "gradcheck", "im2col",
     "numerical_gradient", "relative_error",
+    # recurrent
+    "GRU", "LSTM", "RNN", "Embedding", "LastStep", "Recurrent", "RecurrentCache",
+    "SequenceCrossEntropy", "char_model", "fit_tbptt", "forward_with_state", "sample",
+    "gru_backward_naive", "gru_forward_naive", "lstm_backward_naive", "lstm_forward_naive",
+    "rnn_backward_naive", "rnn_forward_naive",
 ]

@@ -66,6 +66,31 @@ class Sequential:
         """``(layer index, parameter name, slice of model.params)`` for every parameter."""
         return [(i, name, slice(a, b)) for i, name, a, b, _ in self._slots]
 
+    def use_buffer(self, buf: np.ndarray, copy: bool = True) -> None:
+        """Move the parameters into ``buf``: ``model.params`` becomes ``buf`` and every
+        layer's arrays become views into it (e.g. shared memory that worker processes read).
+
+        buf : 1-D contiguous array of ``num_params`` elements of the model's dtype
+        copy : copy the current values into ``buf`` first; ``False`` when ``buf`` already
+            holds them (a worker process attaching to parameters its parent wrote)
+        """
+        if (not isinstance(buf, np.ndarray) or buf.shape != self.params.shape
+                or buf.dtype != self.params.dtype or not buf.flags.c_contiguous):
+            raise ValueError(f"use_buffer: buf must be a contiguous {self.params.dtype} array "
+                             f"of shape {self.params.shape}, got {type(buf).__name__} "
+                             f"{getattr(buf, 'dtype', '')} {np.shape(buf)}")
+        if copy:
+            buf[...] = self.params
+        self.params = buf
+        for i, name, a, b, shape in self._slots:
+            self.layers[i].params[name] = buf[a:b].reshape(shape)
+
+    def __setstate__(self, state: dict) -> None:
+        # pickle and copy.deepcopy rebuild the layers' arrays as separate copies: make them
+        # views into the flat vector again, so the unpickled model keeps the contract.
+        self.__dict__.update(state)
+        self.use_buffer(self.params, copy=False)
+
     def forward(self, x: np.ndarray):
         """Run every layer. ``x`` is the first layer's input -> ``(out, cache)``."""
         caches = []

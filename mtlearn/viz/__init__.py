@@ -4,6 +4,7 @@ Each function takes plain results (lists, arrays, result objects) and returns a
 ``matplotlib.figure.Figure`` (or draws on ``ax=`` when given one).
 """
 
+from .sequences import adding_examples, gradient_flow, loss_vs_baseline, unrolled_recurrence
 from .style import apply_style
 from .training import (
     accuracy_curve,
@@ -19,3 +20,4 @@ from .training import (
 __all__ = ["apply_style"]
 __all__ += ["accuracy_curve", "feature_maps", "filter_grid", "image_grid", "loss_curve",
             "moving_average", "timing_bars", "training_curves"]
+__all__ += ["adding_examples", "gradient_flow", "loss_vs_baseline", "unrolled_recurrence"]

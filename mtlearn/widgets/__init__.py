@@ -5,6 +5,8 @@ does; callable from code, which is how the tests drive it) and an ``Output`` are
 """
 
 from .cnn_lab import CNNLab, CNNLabResult
+from .rnn_lab import RNNLab, RNNLabResult
 
 __all__: list[str] = []
 __all__ += ["CNNLab", "CNNLabResult"]
+__all__ += ["RNNLab", "RNNLabResult"]

@@ -1,0 +1,109 @@
+"""A next-character model, its loss, and training with truncated backpropagation through time.
+
+The model reads token ids ``(N, T)`` and predicts, at every step, the next token:
+``Embedding -> RNN/LSTM/GRU -> Dense`` gives logits ``(N, T, V)``. A long text is cut into
+chunks of T steps; each chunk starts from the recurrent state the previous chunk ended in
+(so the model sees the whole text as one stream) while gradients stop at chunk boundaries
+(so memory and time per step stay bounded): *truncated* BPTT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from .dense import Dense
+from .embedding import Embedding
+from .gru import GRU
+from .losses import SoftmaxCrossEntropy
+from .lstm import LSTM
+from .recurrent import forward_with_state
+from .rnn import RNN
+from .sequential import Sequential
+
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def char_model(vocab_size: int, cell: str = "lstm", hidden_size: int = 128,
+               embedding_dim: int = 16, *, seed: int = 0, dtype=np.float32) -> Sequential:
+    """``Embedding(V, E) -> cell(E, H) -> Dense(H, V)``: ids ``(N, T)`` to logits ``(N, T, V)``.
+
+    ``cell`` is ``"rnn"``, ``"lstm"`` or ``"gru"``.
+    """
+    if cell not in CELLS:
+        raise ValueError(f"char_model: cell must be one of {sorted(CELLS)}, got {cell!r}")
+    return Sequential(Embedding(vocab_size, embedding_dim),
+                      CELLS[cell](embedding_dim, hidden_size),
+                      Dense(hidden_size, vocab_size), seed=seed, dtype=dtype)
+
+
+class SequenceCrossEntropy:
+    """Softmax cross-entropy at every time step, averaged over all ``N*T`` predictions.
+
+    ``forward(logits (N, T, V), y (N, T) int ids) -> (loss: float, cache)``;
+    ``backward(cache) -> dlogits (N, T, V)``. The loss is in nats per token: ``log(V)`` for a
+    model that knows nothing, the unigram entropy for one that only knows token frequencies.
+    """
+
+    def __init__(self) -> None:
+        self._ce = SoftmaxCrossEntropy()
+
+    def forward(self, logits: np.ndarray, y: np.ndarray):
+        y = np.asarray(y)
+        if logits.ndim != 3 or y.shape != logits.shape[:2]:
+            raise ValueError(f"SequenceCrossEntropy: expected logits (N, T, V) and targets "
+                             f"(N, T), got {tuple(logits.shape)} and {tuple(y.shape)}")
+        value, cache = self._ce.forward(logits.reshape(-1, logits.shape[2]), y.reshape(-1))
+        return value, (cache, logits.shape)
+
+    def backward(self, cache) -> np.ndarray:
+        inner, shape = cache
+        return self._ce.backward(inner).reshape(shape)
+
+    def __repr__(self) -> str:
+        return "SequenceCrossEntropy()"
+
+
+def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
+    """Scale ``grads`` in place so that its 2-norm is at most ``max_norm``; return the norm
+    before clipping (``torch.nn.utils.clip_grad_norm_``'s rule)."""
+    norm = float(np.linalg.norm(grads))
+    if norm > max_norm:
+        grads *= max_norm / (norm + 1e-6)
+    return norm
+
+
+def fit_tbptt(model: Sequential, chunks: Iterable[tuple[np.ndarray, np.ndarray]], optimizer, *,
+              loss=None, states=None, clip_norm: float | None = None,
+              on_step: Callable[[int, float], None] | None = None):
+    """Train ``model`` in place on consecutive chunks with truncated BPTT.
+
+    Parameters
+    ----------
+    model : a ``Sequential`` with recurrent layers, e.g. :func:`char_model`
+    chunks : iterable of ``(x, y)``, each ``(N, T)``, where row n of a chunk continues row n of
+        the previous one (``mtlearn.data.tbptt_batches`` makes them)
+    optimizer : an ``nn`` optimizer on ``model.params``
+    loss : default :class:`SequenceCrossEntropy`
+    states : the recurrent states to start from (``None``: zeros), as returned by this
+        function or :func:`~mtlearn.nn.forward_with_state`
+    clip_norm : if given, clip the gradient's 2-norm to it (tames exploding gradients)
+    on_step : ``on_step(step, loss)`` after every step
+
+    Returns ``(losses, states)``: the loss of every step and the states after the last chunk.
+    """
+    loss = loss or SequenceCrossEntropy()
+    grads = np.empty_like(model.params)
+    losses: list[float] = []
+    for x, y in chunks:
+        out, cache, states = forward_with_state(model, x, states)
+        value, lcache = loss.forward(out, y)
+        model.backward(loss.backward(lcache), cache, grads=grads, need_dx=False)
+        if clip_norm is not None:
+            clip_grad_norm(grads, clip_norm)
+        optimizer.step(grads)
+        losses.append(value)
+        if on_step:
+            on_step(len(losses), value)
+    return losses, states
