@@ -12,7 +12,8 @@ started before returning, on success, error and interrupt alike.
 from .api import STRATEGIES, describe, train
 from .history import History
 from .prefetch import Prefetcher, random_shift
+from .task import Histories, train_many
 from .workers import WorkerGroup
 
-__all__ = ["History", "Prefetcher", "STRATEGIES", "WorkerGroup", "describe", "random_shift",
-           "train"]
+__all__ = ["Histories", "History", "Prefetcher", "STRATEGIES", "WorkerGroup", "describe",
+           "random_shift", "train", "train_many"]

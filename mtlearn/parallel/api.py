@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .aio import Asyncio
 from .base import Strategy, check_int
 from .history import History
+from .hogwild import Hogwild
+from .pipeline import Pipeline
+from .process import Process
 from .serial import Serial
 from .sync import Sync
+from .tensor import Tensor
 
 #: name -> strategy class (``cls.description`` is its one-line summary)
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Serial, Sync)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (
+    Serial, Sync, Hogwild, Asyncio, Process, Pipeline, Tensor,
+)}
 
 
 def describe() -> str:
@@ -46,6 +53,17 @@ def train(model, loss, data, strategy: str = "serial", threads: int = 1, epochs:
 
     Returns a :class:`History`. All checks happen before any thread starts.
     """
+    return prepare(model, loss, data, strategy, threads, epochs, batch_size, lr, seed, optimizer,
+                   prefetch=prefetch, augment=augment, check_finite=check_finite, trace=trace,
+                   blas_threads=blas_threads, **strategy_options).run()
+
+
+def prepare(model, loss, data, strategy: str = "serial", threads: int = 1, epochs: int = 1,
+            batch_size: int = 64, lr: float = 0.05, seed: int = 0, optimizer=None, *,
+            prefetch: int = 0, augment=None, check_finite: bool = True, trace: bool = True,
+            blas_threads: int | None = 1, **strategy_options) -> Strategy:
+    """Check every argument of :func:`train` and build the strategy object, starting
+    nothing; ``.run()`` on it trains. (``train_many`` checks all its jobs this way first.)"""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy!r}")
     cls = STRATEGIES[strategy]
@@ -79,8 +97,7 @@ def train(model, loss, data, strategy: str = "serial", threads: int = 1, epochs:
     if optimizer is not None and not callable(optimizer):
         raise TypeError("optimizer must be None or a factory params -> nn.Optimizer, got "
                         f"{type(optimizer).__name__}")
-    runner = cls(model, loss, X, y, threads=threads, epochs=epochs, batch_size=batch_size,
-                 lr=lr, seed=seed, optimizer=optimizer, prefetch=prefetch, augment=augment,
-                 check_finite=check_finite, trace=trace, blas_threads=blas_threads,
-                 **strategy_options)
-    return runner.run()
+    return cls(model, loss, X, y, threads=threads, epochs=epochs, batch_size=batch_size,
+               lr=lr, seed=seed, optimizer=optimizer, prefetch=prefetch, augment=augment,
+               check_finite=check_finite, trace=trace, blas_threads=blas_threads,
+               **strategy_options)

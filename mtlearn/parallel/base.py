@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 
 import numpy as np
@@ -18,6 +19,11 @@ from .. import nn
 from ..trace import Tracer
 from .history import History
 from .prefetch import Prefetcher
+
+
+class Cancelled(Exception):
+    """Raised by ``record_step`` once a run's ``cancel`` event is set (e.g. by ``train_many``
+    when another job failed): the strategy then stops like on any other error."""
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
@@ -68,6 +74,7 @@ class Strategy:
         self.tracer = Tracer(enabled=trace)
         self.plan = make_plan(len(X), batch_size, epochs, seed)
         self.history = History(self.name, threads)
+        self.cancel = threading.Event()        # set from any thread: stop at the next step
         self._t0 = 0.0
 
     # -- pieces strategies use -----------------------------------------------------------
@@ -97,8 +104,11 @@ class Strategy:
             yield xb, yb
 
     def record_step(self, loss: float) -> None:
-        """Append one step's loss; stop on NaN/inf unless ``check_finite=False``."""
+        """Append one step's loss; stop on NaN/inf unless ``check_finite=False``; raise
+        :class:`Cancelled` if ``cancel`` was set (every strategy calls this once a step)."""
         step = len(self.history.losses)
+        if self.cancel.is_set():
+            raise Cancelled(f"{self.name}: cancelled at step {step}")
         self.history.losses.append(float(loss))
         self.history.step_times.append(time.perf_counter() - self._t0)
         if self.check_finite and not math.isfinite(loss):

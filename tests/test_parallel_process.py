@@ -1,0 +1,233 @@
+"""The ``process`` strategy: start methods, worker errors and deaths, clean-up.
+
+``test_parallel.py`` already runs "process" through the generic checks with the default
+start method; here: spawn and forkserver (Python 3.14's default), errors raised or deaths in
+a worker process, and that no process or shared-memory segment outlives a call.
+"""
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from multiprocessing import shared_memory
+
+import numpy as np
+import pytest
+from test_parallel import assert_close, cnn_case, run
+
+from mtlearn import nn, parallel
+from mtlearn.parallel import process, process_worker
+
+METHODS = [m for m in ("spawn", "forkserver") if m in mp.get_all_start_methods()]
+FAST = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+
+
+@pytest.fixture
+def segments(monkeypatch, no_thread_leak):
+    """Names of the shared-memory segments the call creates; after the test, checks that
+    each is gone and that no worker process is left."""
+    names = []
+    create = process_worker.SharedArrays.create
+
+    def recording(self, key, shape, dtype):
+        out = create(self, key, shape, dtype)
+        names.append(self.segments[key].name)
+        return out
+    monkeypatch.setattr(process_worker.SharedArrays, "create", recording)
+    yield names
+    assert mp.active_children() == [], "worker processes left running"
+    for name in names:
+        with pytest.raises(FileNotFoundError):
+            shared_memory.SharedMemory(name=name)
+
+
+@pytest.fixture(scope="module")
+def serial_reference():
+    return {case: run(case, "serial", 1) for case in ("cnn", "lstm")}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("method", METHODS)
+def test_equals_serial_with_each_start_method(method, threads, serial_reference, segments):
+    cases = ["cnn", "lstm"] if threads == 2 else ["cnn"]
+    for case in cases:
+        ref_h, ref_p = serial_reference[case]
+        h, p = run(case, "process", threads, start_method=method)
+        assert_close(h.losses, ref_h.losses, f"{case} losses")
+        assert_close(p, ref_p, f"{case} final parameters")
+        assert h.info["start_method"] == method
+    assert len(segments) == 4 * len(cases)
+
+
+def test_trace_and_cpu_per_worker_process(segments):
+    h, _ = run("cnn", "process", 3, start_method=FAST)
+    threads = {s.thread for s in h.trace}
+    assert {"proc-0", "proc-1", "proc-2"} <= threads
+    assert {s.kind for s in h.trace if s.thread == "proc-1"} == {"wait", "compute"}
+    assert all(0 <= s.start <= s.end <= h.wall_time for s in h.trace)   # one clock for all
+    assert set(h.thread_cpu) == {"main", "proc-0", "proc-1", "proc-2"}
+    assert h.info["startup_s"] > 0
+
+
+class FailsInChild(nn.ReLU):
+    """A layer that misbehaves on its second call in a worker process: ``how`` is
+    "raise" (an exception), "exit" (``os._exit(3)``) or "kill" (SIGKILL to itself)."""
+
+    def __init__(self, how="raise"):
+        super().__init__()
+        self.how, self.calls = how, 0
+        self.parent = os.getpid()       # pickled with the layer (a spawned child re-imports us)
+
+    def forward(self, x):
+        if os.getpid() != self.parent:
+            self.calls += 1
+            if self.calls == 2:
+                if self.how == "raise":
+                    raise RuntimeError("boom in a worker")
+                if self.how == "exit":
+                    os._exit(3)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward(x)
+
+
+def failing_model(how):
+    return nn.Sequential(nn.Flatten(), nn.Dense(144, 8), FailsInChild(how), nn.Dense(8, 4),
+                         dtype=np.float64)
+
+
+@pytest.mark.parametrize("method", sorted({FAST, "spawn"} & set(mp.get_all_start_methods())))
+def test_worker_error_reaches_caller_with_its_traceback(method, segments):
+    _, loss, X, y = cnn_case()
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="boom in a worker") as info:
+        parallel.train(failing_model("raise"), loss, (X, y), strategy="process", threads=2,
+                       epochs=3, batch_size=24, start_method=method)
+    assert time.perf_counter() - t0 < 10      # start-up included; the error itself is instant
+    remote = info.value.__cause__
+    assert isinstance(remote, process.RemoteTraceback)
+    assert "in forward" in remote.text and "boom in a worker" in remote.text
+    assert __file__ in remote.text or "test_parallel_process.py" in remote.text
+    assert any("proc-" in note for note in info.value.__notes__)
+
+
+@pytest.mark.parametrize("how, says", [("exit", "exit code 3"), ("kill", "SIGKILL")])
+def test_worker_dying_abruptly_is_detected(how, says, segments):
+    _, loss, X, y = cnn_case()
+    t0 = time.perf_counter()
+    with pytest.raises(process.WorkerDied, match=says):
+        parallel.train(failing_model(how), loss, (X, y), strategy="process", threads=2,
+                       epochs=3, batch_size=24, start_method=FAST)
+    assert time.perf_counter() - t0 < 5
+
+
+class NoPickle(Exception):
+    def __init__(self, code, detail):             # unpickling calls NoPickle(*args): fails
+        super().__init__(f"code {code}: {detail}")
+
+
+class RaisesOddError(nn.ReLU):
+    def __init__(self):
+        super().__init__()
+        self.parent = os.getpid()
+
+    def forward(self, x):
+        if os.getpid() != self.parent:
+            raise NoPickle(7, "odd failure")
+        return super().forward(x)
+
+
+def test_an_exception_that_cannot_cross_processes_becomes_runtime_error(segments):
+    _, loss, X, y = cnn_case()
+    model = nn.Sequential(nn.Flatten(), RaisesOddError(), nn.Dense(144, 4), dtype=np.float64)
+    with pytest.raises(RuntimeError, match="odd failure") as info:
+        parallel.train(model, loss, (X, y), strategy="process", threads=2, batch_size=24,
+                       start_method=FAST)
+    assert "NoPickle" in info.value.__cause__.text
+
+
+def _refuse_in_child(parent):
+    if os.getpid() != parent:
+        raise ImportError("cannot rebuild this layer here")
+    return nn.ReLU()
+
+
+class BrokenInChild(nn.ReLU):
+    def __reduce__(self):                # unpickling in a worker fails
+        return _refuse_in_child, (os.getpid(),)
+
+
+def test_failure_to_set_up_a_worker_says_what_to_check(segments):
+    _, loss, X, y = cnn_case()
+    model = nn.Sequential(nn.Flatten(), BrokenInChild(), nn.Dense(144, 4), dtype=np.float64)
+    with pytest.raises(ImportError, match="cannot rebuild") as info:
+        parallel.train(model, loss, (X, y), strategy="process", threads=2, batch_size=24,
+                       start_method=FAST)
+    assert any("importable" in note for note in info.value.__notes__)
+
+
+def test_unpicklable_model_is_a_type_error_before_anything_starts(segments):
+    _, loss, X, y = cnn_case()
+    layer = nn.ReLU()
+    layer.lock = threading.Lock()
+    model = nn.Sequential(nn.Flatten(), layer, nn.Dense(144, 4), dtype=np.float64)
+    with pytest.raises(TypeError, match="pickle"):
+        parallel.train(model, loss, (X, y), strategy="process", threads=2, batch_size=24)
+    assert segments == [] and mp.active_children() == []
+
+
+@pytest.mark.parametrize("method", ["thread", "Fork", 1])
+def test_bad_start_method(method, segments):
+    make, loss, X, y = cnn_case()
+    with pytest.raises(ValueError, match="start_method"):
+        parallel.train(make(), loss, (X, y), strategy="process", threads=2, batch_size=24,
+                       start_method=method)
+    assert segments == []
+
+
+def test_keyboard_interrupt_during_spawn_start_up(segments):
+    import _thread
+
+    make, loss, X, y = cnn_case(480)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.train(make(), loss, (X, y), strategy="process", threads=2, epochs=200,
+                           batch_size=24, start_method="spawn")
+    finally:
+        timer.cancel()
+        timer.join()
+    assert time.perf_counter() - t0 < 6         # start-up, then the grace period at most
+
+
+def test_stress_many_short_trainings_no_deadlock_no_leak(segments):
+    rng = np.random.default_rng(0)
+    make, loss, X, y = cnn_case(48)
+    for _ in range(12):
+        threads = int(rng.integers(1, 5))
+        kw = {"batch_size": int(rng.integers(threads, 25)), "epochs": 1,
+              "prefetch": int(rng.integers(0, 3)), "trace": bool(rng.integers(0, 2))}
+        h = parallel.train(make(), loss, (X, y), strategy="process", threads=threads,
+                           start_method=FAST, **kw)
+        ref = parallel.train(make(), loss, (X, y), strategy="serial", **kw)
+        assert_close(h.losses, ref.losses, f"losses with {threads} workers, {kw}")
+    assert len(segments) == 4 * 12
+
+
+def test_use_buffer_moves_the_parameters():
+    model = cnn_case()[0]()
+    before = model.params.copy()
+    buf = np.zeros_like(model.params)
+    model.use_buffer(buf)
+    assert model.params is buf
+    np.testing.assert_array_equal(buf, before)
+    assert all(np.shares_memory(a, buf) for layer in model.layers for a in layer.params.values())
+    buf[:] = 0.5                                 # layers see writes into the buffer
+    assert model.layers[0].params["weight"].flat[0] == 0.5
+    kept = np.full_like(buf, 2.0)
+    model.use_buffer(kept, copy=False)
+    np.testing.assert_array_equal(model.params, 2.0)
+    with pytest.raises(ValueError, match="use_buffer"):
+        model.use_buffer(np.zeros(3))
