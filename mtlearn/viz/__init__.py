@@ -6,6 +6,7 @@ Each function takes plain results (lists, arrays, result objects) and returns a
 
 from .sequences import adding_examples, gradient_flow, loss_vs_baseline, unrolled_recurrence
 from .style import apply_style
+from .timeline import amdahl_speedup, kind_colors, speedup_curve, timeline
 from .training import (
     accuracy_curve,
     feature_maps,
@@ -21,3 +22,4 @@ __all__ = ["apply_style"]
 __all__ += ["accuracy_curve", "feature_maps", "filter_grid", "image_grid", "loss_curve",
             "moving_average", "timing_bars", "training_curves"]
 __all__ += ["adding_examples", "gradient_flow", "loss_vs_baseline", "unrolled_recurrence"]
+__all__ += ["amdahl_speedup", "kind_colors", "speedup_curve", "timeline"]

@@ -8,47 +8,24 @@ curve functions draw on ``ax=`` instead when given one.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from .style import COLORS, FIGSIZE
+from .style import COLORS, FIGSIZE, CourseFigure, axes
+from .training import moving_average
 
 # One colour per kind of cell, used by every figure of notebook 03.
 CELL_COLORS = {"RNN": "#C44E52", "LSTM": "#4C72B0", "GRU": "#55A868"}
-
-
-class _Figure(Figure):
-    """A Figure that a notebook shows as a PNG even if ``pyplot`` was never imported."""
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", bbox_inches="tight")
-        return buf.getvalue()
-
-
-def _axes(ax, figsize=FIGSIZE):
-    if ax is not None:
-        return ax.figure, ax
-    fig = _Figure(figsize=figsize, layout="constrained")
-    return fig, fig.add_subplot()
-
-
-def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    c = np.cumsum(np.insert(values, 0, 0.0))
-    n = np.arange(1, values.size + 1)
-    lo = np.maximum(n - window, 0)
-    return (c[n] - c[lo]) / (n - lo)
 
 
 def unrolled_recurrence(steps: int = 4, *, title: str | None = None) -> Figure:
     """The recurrence unrolled in time: one box per step, ``x_t`` in, ``h_t`` out, and the
     state passed from each step to the next (the arrows that force steps to run in order).
     """
-    fig = _Figure(figsize=(1.7 * steps + 1.4, 3.0), layout="constrained")
+    fig = CourseFigure(figsize=(1.7 * steps + 1.4, 3.0), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_xlim(-1.2, 1.7 * steps)
@@ -85,7 +62,7 @@ def gradient_flow(norms: Mapping[str, np.ndarray], *, ax=None, title: str | None
         divided by its value at the last step, so 1 means "as strong as at the end".
     A label starting with the name of a cell (``"LSTM, trained"``) takes that cell's colour.
     """
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax)
     colors = dict(colors or {})
     floor = np.inf
     for label, v in norms.items():
@@ -119,7 +96,7 @@ def adding_examples(X, y, *, n: int = 3, predictions=None, title: str | None = N
     if predictions is not None:
         predictions = np.asarray(predictions).reshape(-1)
         n = min(n, predictions.size)
-    fig = _Figure(figsize=(FIGSIZE[0], 1.3 * n + 0.6), layout="constrained")
+    fig = CourseFigure(figsize=(FIGSIZE[0], 1.3 * n + 0.6), layout="constrained")
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     t = np.arange(X.shape[1])
     for k, ax in enumerate(axes):
@@ -147,7 +124,7 @@ def loss_vs_baseline(runs: Mapping[str, list[float]], *, baseline: float | None 
     baseline : e.g. the unigram entropy, or the MSE of always answering the mean
     smooth : moving-average window (faint raw curve behind); ``None``: about N/25 steps
     """
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax)
     for label, losses in runs.items():
         y = np.asarray(losses, dtype=float)
         x = np.arange(1, y.size + 1)
@@ -155,7 +132,7 @@ def loss_vs_baseline(runs: Mapping[str, list[float]], *, baseline: float | None 
         window = max(1, y.size // 25) if smooth is None else int(smooth)
         if window > 1:
             (line,) = ax.plot(x, y, alpha=0.25, linewidth=0.8, color=color)
-            ax.plot(x, _moving_average(y, window), color=line.get_color(), label=label)
+            ax.plot(x, moving_average(y, window), color=line.get_color(), label=label)
         else:
             ax.plot(x, y, color=color, label=label)
     if baseline is not None:

@@ -1,6 +1,15 @@
-"""One figure style for the whole course: same sizes, colours and labels everywhere."""
+"""One figure style for the whole course: same sizes, colours and labels everywhere.
+
+Also the two pieces every figure module uses: :class:`CourseFigure` and :func:`axes`.
+Figures are made with ``matplotlib.figure.Figure`` rather than ``pyplot``, so they can be
+drawn from any thread (a dashboard's worker) and a notebook shows one exactly once.
+"""
 
 from __future__ import annotations
+
+import io
+
+from matplotlib.figure import Figure
 
 # Colour per span kind / series, shared by every figure (timelines, curves, bars).
 COLORS = {
@@ -21,3 +30,21 @@ def apply_style() -> None:
         "axes.spines.top": False, "axes.spines.right": False, "font.size": 10,
         "legend.frameon": False,
     })
+
+
+class CourseFigure(Figure):
+    """A Figure that a notebook shows as a PNG whether or not ``pyplot`` was ever imported
+    (IPython only learns to draw plain Figures once pyplot sets up the inline backend)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+def axes(ax=None, figsize=FIGSIZE):
+    """``(fig, ax)``: the given axes and its figure, or a new figure with one axes."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = CourseFigure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()

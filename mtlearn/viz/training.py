@@ -2,14 +2,11 @@
 
 Every function takes plain data (lists, arrays, dicts) and returns a
 ``matplotlib.figure.Figure``; the curve and bar functions draw on ``ax=`` instead when given
-one. Figures are made with ``matplotlib.figure.Figure`` rather than ``pyplot``, so they can
-be drawn from any thread (a dashboard's worker) and a notebook shows one exactly once: when
-it is the cell's last value.
+one.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -17,29 +14,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .style import COLORS, FIGSIZE
-
-
-class _Figure(Figure):
-    """A Figure that a notebook shows as a PNG whether or not ``pyplot`` was ever imported
-    (IPython only learns to draw plain Figures once pyplot sets up the inline backend)."""
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", bbox_inches="tight")
-        return buf.getvalue()
-
+from .style import COLORS, FIGSIZE, CourseFigure, axes
 
 # Bars of a timing chart, in order: the first is usually the slow reference.
 _BAR_COLORS = ("#C44E52", "#4C72B0", "#55A868", "#8172B2", "#CCB974", "#64B5CD")
-
-
-def _axes(ax, figsize=FIGSIZE):
-    """``(fig, ax)``: the given axes and its figure, or a new figure with one axes."""
-    if ax is not None:
-        return ax.figure, ax
-    fig = _Figure(figsize=figsize, layout="constrained")
-    return fig, fig.add_subplot()
 
 
 def _finite(values) -> np.ndarray:
@@ -89,7 +67,7 @@ def loss_curve(losses, *, times=None, smooth: int | None = None, label: str = "t
                              f"for {y.shape} losses")
     window = max(1, y.size // 25) if smooth is None else int(smooth)
     color = color or COLORS["train"]
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax)
     if window > 1:
         ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8)
         ax.plot(x, moving_average(y, window), color=color, label=f"{label} (mean of {window})")
@@ -113,7 +91,7 @@ def accuracy_curve(val_accuracy, *, label: str = "validation", color: str | None
     chance : optional fraction a random guess gets (1 / classes), drawn as a dashed line
     """
     acc = 100 * _finite(val_accuracy)
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax)
     epochs = np.arange(1, acc.size + 1)
     ax.plot(epochs, acc, marker="o", color=color or COLORS["validation"], label=label)
     if chance is not None:
@@ -140,7 +118,8 @@ def training_curves(losses, val_accuracy=(), *, times=None, chance: float | None
     accuracies only the loss is drawn.
     """
     two = len(val_accuracy) > 0
-    fig = _Figure(figsize=(FIGSIZE[0] * (1.6 if two else 1), FIGSIZE[1]), layout="constrained")
+    fig = CourseFigure(figsize=(FIGSIZE[0] * (1.6 if two else 1), FIGSIZE[1]),
+                       layout="constrained")
     axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
     loss_curve(losses, times=times, ax=axes[0])
     if two:
@@ -194,7 +173,7 @@ def timing_bars(timings: Mapping[str, float | Sequence[float]], *, log: bool = T
     unit, scale = next((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 0.0))
                        if med.max() >= f)
     scale = scale or 1e-9
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax)
     colors = [_BAR_COLORS[i % len(_BAR_COLORS)] for i in range(len(names))]
     x = np.arange(len(names))
     top = float((med + hi).max())
@@ -238,7 +217,8 @@ def _as_tiles(images) -> np.ndarray:
 def _grid(n: int, ncols: int, tile: float = 1.0, extra_height: float = 0.5):
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig = _Figure(figsize=(tile * ncols + 0.4, tile * nrows + extra_height), layout="constrained")
+    fig = CourseFigure(figsize=(tile * ncols + 0.4, tile * nrows + extra_height),
+                       layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes:
         ax.set_axis_off()

@@ -1,0 +1,115 @@
+"""Per-thread timelines and speedup curves: the two figures every threading experiment needs.
+
+``timeline`` draws a trace (spans ``(thread, kind, start, end, cpu)``, e.g.
+``History.trace`` or ``Tracer.spans()``): one row per thread, one bar per span coloured by
+kind. With ``show_cpu`` a bar is faded where the thread got little CPU during the span
+(CPU/wall well below 1): that is where it waited, often for the GIL.
+
+``speedup_curve`` draws measured speedups against the ideal line and, given a serial
+fraction ``s``, Amdahl's prediction ``1 / (s + (1 - s) / n)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.patches import Patch
+
+from .style import COLORS, axes
+
+_FALLBACK = ("#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
+
+
+def kind_colors(kinds: Sequence[str]) -> dict[str, str]:
+    """A colour for every span kind: the course colours, then a fixed fallback cycle."""
+    out, spare = {}, iter(_FALLBACK * 4)
+    for k in kinds:
+        out[k] = COLORS.get(k) or next(spare)
+    return out
+
+
+def timeline(spans, *, ax=None, title: str | None = None, show_cpu: bool = True,
+             threads: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
+             window: tuple[float, float] | None = None):
+    """Gantt chart of a trace.
+
+    spans : iterable of ``(thread, kind, start, end, cpu)`` (``trace.Span`` or lists),
+        times in seconds
+    threads : row order (default: order of first appearance); kinds : which kinds to draw
+    window : ``(t0, t1)`` seconds to show (default: the whole trace)
+    show_cpu : fade each bar by its CPU/wall ratio (solid = running, faint = waiting)
+
+    Returns the figure (rows: threads, x: seconds).
+    """
+    spans = [tuple(s) for s in spans]
+    if kinds is not None:
+        spans = [s for s in spans if s[1] in kinds]
+    rows = list(threads) if threads is not None else list(dict.fromkeys(s[0] for s in spans))
+    used = list(dict.fromkeys(s[1] for s in spans))
+    colors = kind_colors(used)
+    height = max(1.6, 0.45 * len(rows) + 1.0)
+    fig, ax = axes(ax, figsize=(7.5, height))
+    index = {name: i for i, name in enumerate(rows)}
+    for kind in used:
+        for alpha_band in ((0.0, 0.5), (0.5, 2.0)) if show_cpu else ((0.0, 2.0),):
+            bars: dict[int, list] = {}
+            for thread, k, start, end, cpu in spans:
+                if k != kind or thread not in index:
+                    continue
+                wall = end - start
+                ratio = cpu / wall if wall > 0 else 1.0
+                if alpha_band[0] <= ratio < alpha_band[1]:
+                    bars.setdefault(index[thread], []).append((start, max(wall, 1e-9)))
+            faint = show_cpu and alpha_band[1] <= 0.5
+            for row, xr in bars.items():
+                ax.broken_barh(xr, (row - 0.38, 0.76), facecolors=colors[kind],
+                               alpha=0.35 if faint else 0.95, linewidth=0)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel("time (s)")
+    if window is not None:
+        ax.set_xlim(*window)
+    ax.grid(axis="y", visible=False)
+    handles = [Patch(color=colors[k], label=k) for k in used]
+    if show_cpu:
+        handles.append(Patch(facecolor="#999999", alpha=0.35, label="faint: CPU/wall < 0.5"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def amdahl_speedup(n, s: float) -> np.ndarray:
+    """Amdahl's law: ``1 / (s + (1 - s) / n)`` for serial fraction ``s``."""
+    n = np.asarray(n, dtype=float)
+    return 1.0 / (s + (1.0 - s) / n)
+
+
+def speedup_curve(threads: Sequence[int], speedup: Sequence[float], *,
+                  serial_fraction: float | None = None, label: str = "measured", ax=None,
+                  title: str | None = None, color: str | None = None):
+    """Measured speedup against threads, with the ideal line and, if ``serial_fraction`` is
+    given, Amdahl's curve for it. ``threads`` and ``speedup`` are equal-length sequences.
+    Several calls with the same ``ax`` overlay several series."""
+    if len(threads) != len(speedup):
+        raise ValueError(f"threads and speedup must have the same length, got {len(threads)} "
+                         f"and {len(speedup)}")
+    fig, ax = axes(ax)
+    t = np.asarray(threads, dtype=float)
+    top = max(t.max(), 1.0)
+    grid = np.linspace(1, top, 50)
+    if not any(line.get_label() == "ideal" for line in ax.get_lines()):
+        ax.plot(grid, grid, "--", color=COLORS["ideal"], label="ideal", linewidth=1)
+    ax.plot(t, speedup, "o-", color=color or COLORS["measured"], label=label)
+    if serial_fraction is not None:
+        ax.plot(grid, amdahl_speedup(grid, serial_fraction), ":", color=COLORS["amdahl"],
+                label=f"Amdahl, s = {serial_fraction:.2f}")
+    ax.set_xlabel("threads")
+    ax.set_ylabel("speedup (x)")
+    ax.set_xticks(sorted(set(int(v) for v in t)))
+    ax.set_ylim(0, max(top, max(speedup)) * 1.1)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
