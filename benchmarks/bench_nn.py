@@ -2,6 +2,7 @@
 
     python benchmarks/bench_nn.py            # print the table
     python benchmarks/bench_nn.py --record   # also append it to benchmarks/RESULTS.md
+    python benchmarks/bench_nn.py cnn --compare-malloc   # also with glibc's default malloc
 
 Both sides run on one thread (BLAS pinned with threadpoolctl, ``torch.set_num_threads(1)``),
 interleaved round by round in one process, so a noisy neighbour slows both alike; the ratio
@@ -12,7 +13,10 @@ is the median mtlearn step time over the median PyTorch step time. PyTorch is op
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mtlearn import info, nn
+from mtlearn.nn import allocator
 
 try:
     import torch
@@ -141,43 +146,75 @@ def measure(make_ours, make_theirs, rounds, steps):
     return statistics.median(a), (statistics.median(b) if b else None)
 
 
+def run_cases(cases, rounds, steps):
+    """``[(label, mtlearn s, PyTorch s or None, target)]`` for the named cases."""
+    if torch is not None:
+        torch.set_num_threads(1)
+    rows = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name in cases:
+            label, ours, theirs, target = CASES[name]
+            t_ours, t_torch = measure(ours, theirs, rounds, steps)
+            rows.append((label, t_ours, t_torch, target))
+    return rows
+
+
+def run_untuned(cases, rounds, steps):
+    """The same cases in a fresh process with glibc's allocator left at its defaults."""
+    cmd = [sys.executable, __file__, *cases, "--rounds", str(rounds), "--steps", str(steps),
+           "--json"]
+    env = dict(os.environ, MTLEARN_MALLOC_TUNING="0")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cases", nargs="*", default=list(CASES), help=f"of {list(CASES)}")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--steps", type=int, default=10, help="steps per timed round")
     ap.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
+    ap.add_argument("--compare-malloc", action="store_true",
+                    help="also run every case with MTLEARN_MALLOC_TUNING=0 (glibc defaults)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         ap.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    if torch is not None:
-        torch.set_num_threads(1)
-    rows = []
-    with threadpool_limits(limits=1, user_api="blas"):
-        for name in args.cases:
-            label, ours, theirs, target = CASES[name]
-            t_ours, t_torch = measure(ours, theirs, args.rounds, args.steps)
-            ratio = t_ours / t_torch if t_torch else None
-            rows.append((label, t_ours, t_torch, ratio, target))
+    rows = run_cases(args.cases, args.rounds, args.steps)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    untuned = run_untuned(args.cases, args.rounds, args.steps) if args.compare_malloc else None
     mach = info.machine_info()
-    blas = ", ".join(f"{b['library']} {b['version']} ({b['kernel']})" for b in mach["blas"])
+    blas = ", ".join(f"{b['library']} {b['version']} ({b['kernel']})" for b in mach["blas"]
+                     if b["api"] == "blas")
     tv = torch.__version__ if torch is not None else "not installed"
+    head = "| one training step | mtlearn ms | PyTorch ms | ratio | target |"
+    rule = "|---|---:|---:|---:|---:|"
+    if untuned:
+        head = ("| one training step | mtlearn ms | PyTorch ms | ratio | target "
+                "| glibc defaults: mtlearn ms | PyTorch ms | ratio |")
+        rule += "---:|---:|---:|"
     lines = [
         f"### bench_nn — {time.strftime('%Y-%m-%d')}",
         "",
         f"{mach['cores']} cores, CPython {mach['python']} "
         f"({'free-threaded' if mach['free_threaded_build'] else 'GIL'}), numpy {mach['numpy']}, "
         f"BLAS {blas} pinned to 1 thread; PyTorch {tv} at 1 thread. "
-        f"Median of {args.rounds} interleaved rounds x {args.steps} steps.",
+        f"Median of {args.rounds} interleaved rounds x {args.steps} steps; "
+        f"allocator tuning {'on' if allocator.applied else 'off'} (both sides share the process)."
+        f"  `python benchmarks/bench_nn.py{' --compare-malloc' if untuned else ''}`",
         "",
-        "| one training step | mtlearn ms | PyTorch ms | ratio | target |",
-        "|---|---:|---:|---:|---:|",
+        head,
+        rule,
     ]
-    for label, a, b, r, target in rows:
-        bt = f"{b * 1e3:.2f}" if b else "—"
-        rt = f"**{r:.2f}x**" if r else "—"
-        lines.append(f"| {label} | {a * 1e3:.2f} | {bt} | {rt} | <= {target}x |")
+    for i, (label, a, b, target) in enumerate(rows):
+        line = f"| {label} | {a * 1e3:.2f} | {_ms(b)} | {_ratio(a, b)} | <= {target}x |"
+        if untuned:
+            _, ua, ub, _ = untuned[i]
+            line += f" {ua * 1e3:.2f} | {_ms(ub)} | {_ratio(ua, ub)} |"
+        lines.append(line)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.record:
@@ -185,6 +222,14 @@ def main(argv=None):
             f.write("\n" + text)
         print(f"appended to {RESULTS}")
     return 0
+
+
+def _ms(t):
+    return f"{t * 1e3:.2f}" if t else "—"
+
+
+def _ratio(a, b):
+    return f"**{a / b:.2f}x**" if b else "—"
 
 
 if __name__ == "__main__":
