@@ -96,6 +96,7 @@ class Tracer:
         self._local = threading.local()
         self._lock = threading.Lock()         # taken once per thread, to register its buffer
         self._buffers: list[tuple[str, list]] = []   # (thread name, that thread's spans)
+        self._named: dict[str, list] = {}            # buffers of spans added for a named thread
 
     # -- recording (hot path) -------------------------------------------------------------
     def _buffer(self) -> list:
@@ -146,9 +147,13 @@ class Tracer:
             return
         if thread is None:
             self._buffer().append((kind, start, end, cpu))
-        else:
-            with self._lock:
-                self._buffers.append((thread, [(kind, start, end, cpu)]))
+            return
+        with self._lock:
+            buf = self._named.get(thread)
+            if buf is None:
+                buf = self._named[thread] = []
+                self._buffers.append((thread, buf))
+            buf.append((kind, start, end, cpu))
 
     # -- reading ---------------------------------------------------------------------------
     def spans(self, relative: bool = True) -> list[Span]:

@@ -1,0 +1,46 @@
+"""The GIL lab: measure what the GIL does to each kind of work.
+
+    from mtlearn import bench
+    r = bench.scaling("python", threads=[1, 2, 4], repeats=3)
+    r.threads, r.seconds, r.speedup, r.efficiency, r.cpu_wall, r.amdahl()
+    bench.gil_enabled(), bench.build_info()
+    with bench.blas_threads(1): ...
+    bench.oversubscription(py_threads=[1, 2], blas_threads=[1, 2])
+    bench.convoy(switch_intervals=[0.001, 0.005, 0.02])
+    bench.compare_interpreters(["python3.13t"])
+
+Imports no numpy until a numpy workload runs, so it also works in an interpreter without
+numpy (the ``python``, ``io`` and ``mixed`` workloads).
+"""
+
+from ..trace import Span, Tracer
+from .blas import OversubscriptionResult, blas_threads, current_blas_threads, oversubscription
+from .convoy import ConvoyResult, convoy
+from .interpreters import (
+                           Comparison,
+                           build_info,
+                           compare_interpreters,
+                           find_interpreters,
+                           gil_enabled,
+)
+from .runner import Run
+from .scaling import (
+                           AmdahlFit,
+                           ScalingResult,
+                           amdahl,
+                           fit_amdahl,
+                           fit_serial_fraction,
+                           gustafson,
+                           scaling,
+                           timeline,
+)
+from .suite import Suite, suite
+from .workloads import WORKLOADS, Workload
+
+__all__ = [
+    "AmdahlFit", "Comparison", "ConvoyResult", "OversubscriptionResult", "Run",
+    "ScalingResult", "Span", "Suite", "Tracer", "WORKLOADS", "Workload", "amdahl",
+    "blas_threads", "build_info", "compare_interpreters", "convoy", "current_blas_threads",
+    "find_interpreters", "fit_amdahl", "fit_serial_fraction", "gil_enabled", "gustafson",
+    "oversubscription", "scaling", "suite", "timeline",
+]

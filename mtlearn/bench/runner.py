@@ -1,0 +1,235 @@
+"""Run one workload once on N threads (or N processes) and time it.
+
+The rules every measurement here follows (DESIGN.md, "Measurement rules"):
+
+* the threads are built and their data allocated first, then they start together at a
+  ``threading.Barrier``, so thread start-up is not part of the time;
+* each thread times itself: ``perf_counter`` for wall time and ``thread_time`` for the CPU
+  time it got; the run's wall time is from the first start to the last end;
+* every thread is joined before returning, on success and on error; an error in a worker
+  breaks the barriers (nobody waits forever) and reaches the caller with its traceback.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import wait
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from time import perf_counter, thread_time
+
+from ..trace import Span, Tracer
+from .workloads import Workload, get_workload
+
+MAX_THREADS = 512
+_NO_SPAN = nullcontext()
+
+
+def no_span(kind: str):
+    """Stand-in for ``Tracer.span`` when nothing is traced."""
+    return _NO_SPAN
+
+
+def check_counts(values, name: str) -> list[int]:
+    """``values`` as a sorted list of distinct positive ints, always including 1 (the
+    baseline every speedup is relative to); ValueError naming ``name`` otherwise."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} must be a list of positive integers such as [1, 2, 4], "
+                         f"got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool):
+            raise ValueError(f"{name} must hold positive integers, got {v!r}")
+        try:
+            v = operator.index(v)
+        except TypeError:
+            raise ValueError(f"{name} must hold positive integers, got {v!r}") from None
+        if v < 1 or v > MAX_THREADS:
+            raise ValueError(f"{name} must hold integers from 1 to {MAX_THREADS}, got {v}")
+        out.append(v)
+    if not out:
+        raise ValueError(f"{name} must not be empty; try [1, 2, 4]")
+    return sorted(set(out) | {1})
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def check_work(work) -> float:
+    if isinstance(work, bool) or not isinstance(work, int | float) or not 0 < work <= 1000:
+        raise ValueError(f"work must be a number > 0 (1.0 is about 0.2 s on one core), "
+                         f"got {work!r}")
+    return float(work)
+
+
+def split_units(total: int, n: int) -> list[int]:
+    """``total`` units shared by ``n`` threads as evenly as possible (sizes differ by <= 1)."""
+    q, r = divmod(total, n)
+    return [q + (i < r) for i in range(n)]
+
+
+def total_units(w: Workload, work: float) -> int:
+    return max(1, round(w.units * work))
+
+
+@dataclass
+class Run:
+    """One timed run: ``threads`` workers doing one fixed amount of work together.
+
+    ``wall`` is from the first worker's start to the last one's end; ``thread_wall`` and
+    ``cpu`` are each worker's own wall and CPU time (same order as ``spans``' thread names
+    ``worker-0, worker-1, ...``); ``spans`` are filled when the run was traced, with times
+    relative to the run's start.
+    """
+
+    threads: int
+    wall: float
+    thread_wall: list[float]
+    cpu: list[float]
+    units: list[int]
+    spans: list[Span] = field(default_factory=list)
+
+    @property
+    def cpu_wall(self) -> list[float]:
+        """Each worker's CPU time over the run's wall time (1 = it ran the whole time)."""
+        return [c / self.wall if self.wall > 0 else 0.0 for c in self.cpu]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["spans"] = [list(s) for s in self.spans]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Run:
+        return cls(**{**d, "spans": [Span(*s) for s in d.get("spans", [])]})
+
+
+def run_threads(w: Workload, n: int, work: float = 1.0, params: dict | None = None,
+                tracer: Tracer | None = None) -> Run:
+    """Run workload ``w`` once on ``n`` threads, the total work split among them.
+
+    Arguments are assumed checked (see :func:`mtlearn.bench.scaling`); BLAS limits are the
+    caller's business.
+    """
+    params = params or {}
+    units = total_units(w, work)
+    shares = split_units(units, n) if w.split else [units] * n
+    span = tracer.span if tracer is not None else no_span
+    shared = w.make_shared(n) if w.make_shared else None
+    tasks = [w.task(n, shared, span, params) for _ in range(n)]   # allocate before timing
+    start = threading.Barrier(n)
+    barriers = [start] + ([shared] if isinstance(shared, threading.Barrier) else [])
+    times: list = [None] * n
+    errors: list = [None] * n
+
+    def worker(i: int) -> None:
+        try:
+            start.wait()
+            c0 = thread_time()
+            t0 = perf_counter()
+            tasks[i](shares[i])
+            t1 = perf_counter()
+            times[i] = (t0, t1, thread_time() - c0)
+        except BaseException as exc:         # handed to the caller below
+            errors[i] = exc
+            for b in barriers:
+                b.abort()
+
+    threads = [threading.Thread(target=worker, args=(i,), name=f"worker-{i}")
+               for i in range(n)]
+    started = []
+    try:
+        for t in threads:
+            t.start()
+            started.append(t)
+    except BaseException:
+        for b in barriers:
+            b.abort()
+        raise
+    finally:
+        for t in started:
+            t.join()
+    _raise_first(errors)
+    return _make_run(n, times, shares, tracer)
+
+
+def _raise_first(errors: list) -> None:
+    real = [e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)]
+    first = real[0] if real else next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+
+
+def _make_run(n: int, times: list, shares: list[int], tracer: Tracer | None) -> Run:
+    t_first = min(t[0] for t in times)
+    spans = []
+    if tracer is not None:
+        spans = [Span(s.thread, s.kind, s.start - t_first, s.end - t_first, s.cpu)
+                 for s in tracer.spans(relative=False)]
+    return Run(threads=n, wall=max(t[1] for t in times) - t_first,
+               thread_wall=[t[1] - t[0] for t in times], cpu=[t[2] for t in times],
+               units=list(shares), spans=spans)
+
+
+# ---------------------------------------------------------------------------- processes
+
+START_MARGIN = 0.05   # seconds between handing out the tasks and the common start time
+
+
+def process_share(name: str, params: dict, n: int, units: int, start_at: float):
+    """One process's part of a run (executed in a pool worker, hence module-level).
+
+    Processes cannot share a ``threading.Barrier``; they start at an agreed
+    ``perf_counter`` time instead (a system-wide monotonic clock on Linux, macOS and
+    Windows). Returns ``(start, end, cpu)``.
+    """
+    w = get_workload(name)
+    if w.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=w.blas_threads, user_api="blas")   # this worker process only
+    task = w.task(n, None, no_span, params)
+    delay = start_at - perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    c0 = thread_time()
+    t0 = perf_counter()
+    task(units)
+    t1 = perf_counter()
+    return t0, t1, thread_time() - c0
+
+
+def process_pool(n: int):
+    """A ``ProcessPoolExecutor`` of ``n`` workers. It uses ``forkserver`` where there is one
+    (the default from Python 3.14 on POSIX), since forking a process that runs threads —
+    a Jupyter kernel always does — can deadlock; ``spawn`` elsewhere."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method))
+
+
+def run_processes(pool, w: Workload, n: int, work: float = 1.0,
+                  params: dict | None = None) -> Run:
+    """Like :func:`run_threads` but on ``n`` workers of ``pool`` (which has at least ``n``)."""
+    params = params or {}
+    units = total_units(w, work)
+    shares = split_units(units, n) if w.split else [units] * n
+    start_at = perf_counter() + START_MARGIN
+    futures = [pool.submit(process_share, w.name, params, n, s, start_at) for s in shares]
+    wait(futures)                             # all finished before any error is raised
+    times = [f.result() for f in futures]     # re-raises a worker's error
+    return _make_run(n, times, shares, None)
+
