@@ -5,6 +5,7 @@ whatever the interleaving, never exact losses.
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -59,9 +60,21 @@ def test_one_thread_is_serial_bit_for_bit(opt):
     assert h.info["staleness_mean"] == 0 and h.info["staleness_max"] == 0
 
 
+class Pause(nn.ReLU):
+    """A ReLU that sleeps 0.5 ms (releasing the GIL), so that the workers' computations
+    surely overlap even on a free-threaded build where a tiny step takes microseconds."""
+
+    def forward(self, x):
+        time.sleep(0.0005)
+        return super().forward(x)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_staleness_is_recorded_and_plausible(threads, no_thread_leak):
-    h, _ = train(threads)
+    _, loss, X, y = shapes_case()
+    model = nn.Sequential(nn.Flatten(), nn.Dense(144, 32), Pause(), nn.Dense(32, 4), seed=1)
+    h = parallel.train(model, loss, (X, y), strategy="hogwild", threads=threads, epochs=8,
+                       batch_size=16, lr=0.1, seed=0)
     s = h.info["staleness"]
     steps = 8 * (480 // 16)
     assert h.steps == len(s) == steps == len(h.step_times)     # every update of the plan
