@@ -49,7 +49,8 @@ def test_begin_end_decorator_and_add():
     assert kinds == {"load": 1, "forward": 1, "reduce": 1}
     (r,) = [s for s in tracer.spans() if s.kind == "reduce"]
     assert r.thread == "process-1" and r.wall == pytest.approx(0.5) and r.cpu == 0.25
-    assert "process-1" in tracer.threads()
+    tracer.add("reduce", t + 1, t + 2, thread="process-1")
+    assert tracer.threads().count("process-1") == 1 and len(tracer) == 4
 
 
 def test_nested_spans_and_errors_are_recorded():
