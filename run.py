@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
-EXTRAS = {"course": "course", "test": "test,course"}
+EXTRAS = {"course": "course,mpi", "test": "test,course,mpi"}
 FT_PYTHON = Path.home() / ".cache/mtlearn/venv313t/bin/python"  # made by .ci/freethreaded.sh
 
 
