@@ -53,6 +53,7 @@ class Dashboard:
             W.HBox([self.run_button, self.stop_button, self.progress, self.status]),
             self.out,
         ])
+        self.widget.add_class("mtlearn-dashboard")   # a stable hook for browser tests and CSS
 
     # -- to override ---------------------------------------------------------------------
     def controls(self) -> list[W.Widget]:
