@@ -34,7 +34,7 @@ from .language_model import SequenceCrossEntropy, char_model, fit_tbptt
 from .layer import Layer
 from .losses import MSELoss, SoftmaxCrossEntropy
 from .lstm import LSTM
-from .models import course_cnn
+from .models import balanced_mlp, course_cnn
 from .optim import SGD, Adam, Optimizer
 from .pool import MaxPool2D
 from .recurrent import Recurrent, RecurrentCache, forward_with_state
@@ -55,7 +55,8 @@ allocator.tune_from_environment()
 __all__ = [
     "Adam", "Conv2D", "Dense", "Flatten", "GradcheckResult", "Layer", "MSELoss", "MaxPool2D",
     "Optimizer", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "col2im",
-    "conv2d_backward_naive", "conv2d_forward_naive", "course_cnn", "gradcheck", "im2col",
+    "balanced_mlp", "conv2d_backward_naive", "conv2d_forward_naive", "course_cnn",
+    "gradcheck", "im2col",
     "numerical_gradient", "relative_error",
     # recurrent
     "GRU", "LSTM", "RNN", "Embedding", "LastStep", "Recurrent", "RecurrentCache",

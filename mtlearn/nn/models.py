@@ -30,3 +30,15 @@ def course_cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10
         Conv2D(c1, c2, 3, padding=1), ReLU(), MaxPool2D(2),
         Flatten(), Dense(c2 * side * side, num_classes),
         seed=seed, dtype=dtype)
+
+
+def balanced_mlp(width: int = 576, blocks: int = 12, num_classes: int = 4, *,
+                 seed: int = 0, dtype=np.float32) -> Sequential:
+    """``Flatten``, then ``blocks`` times ``Dense(width, width) ReLU``, then
+    ``Dense(width, num_classes)``: every block costs the same, so K stages of
+    ``blocks / K`` blocks each take equal time (the last one also has the small output
+    layer). Input: images whose ``C*H*W`` is ``width``, e.g. ``(N, 1, 24, 24)`` for 576."""
+    layers = [Flatten()]
+    for _ in range(blocks):
+        layers += [Dense(width, width), ReLU()]
+    return Sequential(*layers, Dense(width, num_classes), seed=seed, dtype=dtype)

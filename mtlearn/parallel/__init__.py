@@ -12,8 +12,10 @@ started before returning, on success, error and interrupt alike.
 from .api import STRATEGIES, describe, train
 from .history import History
 from .prefetch import Prefetcher, random_shift
+from .schedules import ideal_schedule, measured_schedule, step_window
 from .task import Histories, train_many
 from .workers import WorkerGroup
 
 __all__ = ["Histories", "History", "Prefetcher", "STRATEGIES", "WorkerGroup", "describe",
-           "random_shift", "train", "train_many"]
+           "ideal_schedule", "measured_schedule", "random_shift", "step_window", "train",
+           "train_many"]

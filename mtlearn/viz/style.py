@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 COLORS = {
     "compute": "#4C72B0", "forward": "#4C72B0", "backward": "#55A868",
     "wait": "#C44E52", "reduce": "#8172B2", "update": "#CCB974", "load": "#64B5CD",
+    "io": "#DA8BC3",                  # a blocking wait (sleep, socket, disk): GIL released
     "ideal": "#999999", "amdahl": "#DD8452", "measured": "#4C72B0",
     "train": "#4C72B0", "validation": "#DD8452",
 }

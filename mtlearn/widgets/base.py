@@ -19,6 +19,10 @@ import traceback
 
 import ipywidgets as W
 
+from ..parallel.api import prepare
+from ..parallel.base import Cancelled
+from ..parallel.history import History
+
 
 class Stopped(Exception):
     """Raised inside an experiment when the learner pressed Stop."""
@@ -145,3 +149,32 @@ class Dashboard:
             "output_type": "display_data", "metadata": {},
             "data": {"image/png": png, "text/plain": f"<Figure: {fig.get_label() or 'plot'}>"},
         })
+
+
+class StoppableTraining:
+    """Mixin for a :class:`Dashboard` whose experiment calls ``parallel.train``: use
+    ``self.train(...)`` instead, and Stop cancels the run in progress at its next step
+    (instead of waiting for it to finish)."""
+
+    _current = None
+
+    def train(self, model, loss, dataset, **kwargs) -> History:
+        """``parallel.train(model, loss, dataset, **kwargs)`` that Stop can interrupt; raises
+        :class:`Stopped` when it does."""
+        strategy = prepare(model, loss, dataset, **kwargs)
+        self._current = strategy
+        try:
+            if self._stop.is_set():          # Stop pressed before this run started
+                raise Stopped
+            return strategy.run()
+        except Cancelled:
+            raise Stopped from None
+        finally:
+            self._current = None
+
+    def stop(self) -> None:
+        self._stop.set()                     # first: a run starting now sees it
+        current = self._current
+        if current is not None:
+            current.cancel.set()
+        super().stop()
