@@ -190,7 +190,15 @@ def _run(cmd: list[str], env: dict, timeout: float | None,
         reader.join()
         proc.stdout.close()
         if proc.returncode != 0:
-            _remove_orphan_segments(_shm_segments() - segments_before)
+            # An aborted job's ranks may still be exiting (and mapping their segments)
+            # after mpiexec returned: stop what is left of the group, then clean up as the
+            # ranks go, for up to a second.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            for _ in range(20):
+                if not _remove_orphan_segments(_shm_segments() - segments_before):
+                    break
+                time.sleep(0.05)
     return proc.returncode, "\n".join(output)
 
 
@@ -217,10 +225,11 @@ def _shm_segments() -> set[str]:
         return set()
 
 
-def _remove_orphan_segments(names: set[str]) -> None:
-    """Unlink those of ``names`` that no running process maps (read from ``/proc/*/maps``)."""
+def _remove_orphan_segments(names: set[str]) -> set[str]:
+    """Unlink those of ``names`` that no running process maps (read from ``/proc/*/maps``);
+    return the ones still mapped."""
     if not names:
-        return
+        return set()
     mapped: set[str] = set()
     for maps in Path("/proc").glob("[0-9]*/maps"):
         try:
@@ -231,3 +240,4 @@ def _remove_orphan_segments(names: set[str]) -> None:
     for name in names - mapped:
         with contextlib.suppress(OSError):
             (SHM / name).unlink()
+    return mapped
