@@ -8,6 +8,7 @@
     bench.oversubscription(py_threads=[1, 2], blas_threads=[1, 2])
     bench.convoy(switch_intervals=[0.001, 0.005, 0.02])
     bench.compare_interpreters(["python3.13t"])
+    bench.races(), bench.races_in("python3.13t"), bench.lost_updates("counter", "shared")
 
 Imports no numpy until a numpy workload runs, so it also works in an interpreter without
 numpy (the ``python``, ``io`` and ``mixed`` workloads).
@@ -23,6 +24,7 @@ from .interpreters import (
                            find_interpreters,
                            gil_enabled,
 )
+from .races import RaceResult, Races, lost_updates, races, races_in
 from .runner import Run
 from .scaling import (
                            AmdahlFit,
@@ -38,9 +40,9 @@ from .suite import Suite, suite
 from .workloads import WORKLOADS, Workload
 
 __all__ = [
-    "AmdahlFit", "Comparison", "ConvoyResult", "OversubscriptionResult", "Run",
-    "ScalingResult", "Span", "Suite", "Tracer", "WORKLOADS", "Workload", "amdahl",
+    "AmdahlFit", "Comparison", "ConvoyResult", "OversubscriptionResult", "RaceResult", "Races",
+    "Run", "ScalingResult", "Span", "Suite", "Tracer", "WORKLOADS", "Workload", "amdahl",
     "blas_threads", "build_info", "compare_interpreters", "convoy", "current_blas_threads",
     "find_interpreters", "fit_amdahl", "fit_serial_fraction", "gil_enabled", "gustafson",
-    "oversubscription", "scaling", "suite", "timeline",
+    "lost_updates", "oversubscription", "races", "races_in", "scaling", "suite", "timeline",
 ]

@@ -47,7 +47,13 @@ class Suite:
         if any_r is not None:
             lines.append(f"Same total work on {', '.join(map(str, counts))} threads: speedup over "
                          f"1 thread (CPU/wall per thread), median of {any_r.repeats}")
-        head = f"{'workload':<14}{'the GIL':<10}{'1 thread':>9}"
+        # "numpy_small [proc]" is 18 characters: the first column fits the longest label
+        labels = [name + (f" s={r.params['serial_fraction']:g}" if "serial_fraction" in r.params
+                          else "") + tag
+                  for rows, tag in ((self.results, ""), (self.processes, " [proc]"))
+                  for name, r in rows.items()]
+        wide = max([14] + [len(label) + 1 for label in labels])
+        head = f"{'workload':<{wide}}{'the GIL':<10}{'1 thread':>9}"
         head += "".join(f"{f'{n} threads':>15}" for n in counts[1:]) + f"{'Amdahl s':>10}"
         lines += ["", head]
         for rows, tag in ((self.results, ""), (self.processes, " [proc]")):
@@ -68,9 +74,9 @@ class Suite:
                     if len([n for n in r.threads if upto is None or n <= upto]) > 1:
                         s = f"{r.amdahl(upto=upto).serial_fraction:.2f}"
                 gil = w.gil if w is not None else ""
-                lines.append(f"{label:<14}{gil:<10}{r.seconds[0]:>7.3f} s{cells}{s:>10}")
+                lines.append(f"{label:<{wide}}{gil:<10}{r.seconds[0]:>7.3f} s{cells}{s:>10}")
         for name, why in self.skipped.items():
-            lines.append(f"{name:<14}skipped: {why}")
+            lines.append(f"{name:<{wide}}skipped: {why}")
         lines += ["",
                   "CPU/wall: each thread's CPU time over the wall time; 1/N: N threads took turns.",
                   "Amdahl s: serial fraction fitted to the speedups (CPU-bound: up to the cores)."]

@@ -7,10 +7,13 @@ builds and the date they came from (``about``). Load them with::
     from mtlearn.bench import recorded
     comparison = recorded.comparison()       # a bench.Comparison, as if just measured
     recorded.about()                          # where, when, on what, and how
+    recorded.races()                          # lost updates on each build: {label: bench.Races}
+    recorded.about(recorded.RACES)
 
-``record()`` is how a file was made: it runs :func:`mtlearn.bench.compare_interpreters` and
-writes the result without machine paths (interpreters are named by their build, e.g.
-``3.13.5t free-threaded (GIL off)``).
+``record()`` is how a comparison was made: it runs :func:`mtlearn.bench.compare_interpreters`
+and writes the result without machine paths (interpreters are named by their build, e.g.
+``3.13.5t free-threaded (GIL off)``); ``record_races()`` does the same for
+:func:`mtlearn.bench.races`.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from importlib import resources
 from pathlib import Path
 
 from ..interpreters import Comparison, compare_interpreters
+from ..races import Races, races_in
 
 #: The recorded comparison of a GIL build with a free-threaded build.
 GIL_VS_FREE_THREADED = "gil_vs_freethreaded"
+#: Lost updates (``bench.races``) recorded on a GIL build and a free-threaded build.
+RACES = "races"
 
 
 def load(name: str = GIL_VS_FREE_THREADED) -> dict:
@@ -67,5 +73,28 @@ def record(pythons, path, *, machine: str, note: str = "", **settings) -> dict:
                      "system": f"{platform.system()} {platform.machine()}",
                      "pythons": list(suites), "note": note, "settings": settings},
            "suites": suites, "errors": {}}
+    Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return doc
+
+
+def races(name: str = RACES) -> dict[str, Races]:
+    """The recorded :class:`~mtlearn.bench.Races` of each interpreter, by its build label
+    (e.g. ``3.13.5t free-threaded (GIL off)``), in the order they were run."""
+    return {label: Races.from_dict(r) for label, r in load(name)["races"].items()}
+
+
+def record_races(pythons, path, *, machine: str, note: str = "", **settings) -> dict:
+    """Run :func:`~mtlearn.bench.races` in each of ``pythons`` (subprocesses, one after the
+    other) and write them to ``path`` as JSON, keyed by their build label; ``settings`` go
+    to :func:`~mtlearn.bench.races_in` (``threads``, ``repeats``, ``counter_updates``...).
+    Executables are already reduced to their file names. Returns the document."""
+    found = {}
+    for python in pythons:
+        r = races_in(python, **settings)
+        found[r.label] = r.to_dict()
+    doc = {"about": {"machine": machine, "date": datetime.date.today().isoformat(),
+                     "system": f"{platform.system()} {platform.machine()}",
+                     "pythons": list(found), "note": note, "settings": settings},
+           "races": found}
     Path(path).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return doc
