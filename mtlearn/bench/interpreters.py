@@ -111,24 +111,32 @@ def gil_command(python: str, workloads, threads, repeats: int, work: float) -> l
 
 def run_suite_in(python: str, workloads=None, threads=(1, 2, 4), repeats: int = 3,
                  work: float = 1.0, timeout: float = 300.0) -> Suite:
-    """Run the suite in another interpreter and read its JSON back.
+    """Run the suite in another interpreter and read its JSON back (errors: see
+    :func:`run_json_in`)."""
+    names = check_workloads(workloads)
+    return run_json_in(python, lambda exe: gil_command(exe, names, list(threads), repeats, work),
+                       Suite.from_dict, "the suite", timeout)
+
+
+def run_json_in(python: str, make_command, parse, what: str, timeout: float):
+    """Run ``make_command(exe)`` with this working tree on ``PYTHONPATH`` and return
+    ``parse(json printed on stdout)``.
 
     Raises :class:`InterpreterError` with a clear message when ``python`` does not exist,
-    exits with an error, prints no valid JSON, or takes longer than ``timeout`` seconds
-    (then it is killed, with anything it started).
+    exits with an error, prints no valid JSON for ``what``, or takes longer than
+    ``timeout`` seconds (then it is killed, with anything it started).
     """
-    names = check_workloads(workloads)
     exe = shutil.which(python) or python
     if not os.path.isfile(exe):
         raise InterpreterError(f"{python}: no such interpreter (not a file, not on PATH)")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT)]
                                         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = gil_command(exe, names, list(threads), repeats, work)
     posix = os.name == "posix"
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=str(PROJECT_ROOT), start_new_session=posix)
+        proc = subprocess.Popen(make_command(exe), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=str(PROJECT_ROOT), start_new_session=posix)
     except OSError as exc:
         raise InterpreterError(f"{python}: cannot run it ({exc})") from exc
     try:
@@ -143,10 +151,10 @@ def run_suite_in(python: str, workloads=None, threads=(1, 2, 4), repeats: int = 
         tail = "\n".join(err.strip().splitlines()[-5:]) or "(no error output)"
         raise InterpreterError(f"{python}: exited with status {proc.returncode}:\n{tail}")
     try:
-        return Suite.from_dict(json.loads(out))
+        return parse(json.loads(out))
     except (ValueError, KeyError, TypeError) as exc:
         head = out.strip()[:200] or "(nothing)"
-        raise InterpreterError(f"{python}: did not print the suite as JSON ({exc}); "
+        raise InterpreterError(f"{python}: did not print {what} as JSON ({exc}); "
                                f"it printed: {head}") from None
 
 

@@ -40,11 +40,8 @@ Runs in any interpreter with or without numpy (the ``array`` kind is then skippe
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import statistics
-import subprocess
 import threading
 from dataclasses import asdict, dataclass, field
 from time import perf_counter
@@ -304,36 +301,9 @@ def races_in(python: str, threads: int = 2, repeats: int = 3, *,
     fails, prints no valid JSON or takes longer than ``timeout`` seconds (then it is
     killed).
     """
-    from .interpreters import PROJECT_ROOT, InterpreterError, _kill
+    from .interpreters import run_json_in
 
-    exe = shutil.which(python) or python
-    if not os.path.isfile(exe):
-        raise InterpreterError(f"{python}: no such interpreter (not a file, not on PATH)")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT)]
-                                        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = races_command(exe, threads, repeats, counter_updates, array_updates, size)
-    posix = os.name == "posix"
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=str(PROJECT_ROOT), start_new_session=posix)
-    except OSError as exc:
-        raise InterpreterError(f"{python}: cannot run it ({exc})") from exc
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc, posix)
-        raise InterpreterError(f"{python}: no answer after {timeout:g} s; stopped it") from None
-    except BaseException:
-        _kill(proc, posix)
-        raise
-    if proc.returncode != 0:
-        tail = "\n".join(err.strip().splitlines()[-5:]) or "(no error output)"
-        raise InterpreterError(f"{python}: exited with status {proc.returncode}:\n{tail}")
-    try:
-        return Races.from_dict(json.loads(out))
-    except (ValueError, KeyError, TypeError) as exc:
-        head = out.strip()[:200] or "(nothing)"
-        raise InterpreterError(f"{python}: did not print the races as JSON ({exc}); "
-                               f"it printed: {head}") from None
+    return run_json_in(python, lambda exe: races_command(exe, threads, repeats, counter_updates,
+                                                         array_updates, size),
+                       Races.from_dict, "the races", timeout)
 

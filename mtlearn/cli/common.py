@@ -29,3 +29,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def emit(result, as_json: bool) -> None:
+    """Print a result object: ``result.to_dict()`` as one line of JSON, or ``result.table()``."""
+    import json
+
+    if as_json:
+        json.dump(result.to_dict(), sys.stdout)
+        print()
+    else:
+        print(result.table())

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
+
+from .common import emit
 
 DEFAULT_THREADS = "1,2,4"
 DEFAULT_WORK = 0.5      # half the standard run: ~0.1 s per run on one core
@@ -59,11 +60,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"mtlearn gil: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        json.dump(result.to_dict(), sys.stdout)
-        print()
-    else:
-        print(result.table())
+    emit(result, args.json)
     if args.python and result.errors:
         return 1
     return 0

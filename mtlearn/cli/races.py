@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
+
+from .common import emit
 
 
 def add_parser(sub) -> None:
@@ -37,9 +38,5 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"mtlearn races: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        json.dump(result.to_dict(), sys.stdout)
-        print()
-    else:
-        print(result.table())
+    emit(result, args.json)
     return 0
