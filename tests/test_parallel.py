@@ -9,36 +9,16 @@ import time
 
 import numpy as np
 import pytest
+from cases import CASES, assert_close, cnn_case
 
-from mtlearn import data, nn, parallel
+from mtlearn import nn, parallel
 
 #: strategies that must reproduce serial training (float64, 1e-10 relative)
 EXACT = ["sync", "asyncio", "pipeline", "tensor", "process"]
-REL = 1e-10
 
 
 def registered(names):
     return [n for n in names if n in parallel.STRATEGIES]
-
-
-def cnn_case(n=96):
-    X, y = data.shapes(n, size=12, seed=3)
-    def model():
-        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Conv2D(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Flatten(), nn.Dense(6 * 3 * 3, 4), seed=1, dtype=np.float64)
-    return model, nn.SoftmaxCrossEntropy(), X.astype(np.float64), y
-
-
-def lstm_case(n=96):
-    X, y = data.adding_problem(n, 12, seed=4)
-    def model():
-        return nn.Sequential(nn.LSTM(2, 8), nn.LastStep(), nn.Dense(8, 1),
-                             seed=2, dtype=np.float64)
-    return model, nn.MSELoss(), X.astype(np.float64), y.reshape(-1, 1).astype(np.float64)
-
-
-CASES = {"cnn": cnn_case, "lstm": lstm_case}
 
 
 def run(case, strategy, threads, **kw):
@@ -52,12 +32,6 @@ def run(case, strategy, threads, **kw):
 @pytest.fixture(scope="module")
 def serial_reference():
     return {case: run(case, "serial", 1) for case in CASES}
-
-
-def assert_close(a, b, what):
-    a, b = np.asarray(a), np.asarray(b)
-    scale = np.max(np.abs(b))
-    assert np.max(np.abs(a - b)) <= REL * scale, f"{what}: differs from serial"
 
 
 @pytest.mark.parametrize("case", CASES)

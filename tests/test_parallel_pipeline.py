@@ -5,21 +5,11 @@ import threading
 
 import numpy as np
 import pytest
+from cases import assert_close, cnn_case
 
 from mtlearn import data, nn, parallel
 from mtlearn.parallel.pipeline import balanced_cuts, bubble_fraction, schedule
 from mtlearn.trace import Span
-
-REL = 1e-10
-
-
-def cnn_case(n=96):
-    X, y = data.shapes(n, size=12, seed=3)
-    def model():
-        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Conv2D(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Flatten(), nn.Dense(6 * 3 * 3, 4), seed=1, dtype=np.float64)
-    return model, nn.SoftmaxCrossEntropy(), X.astype(np.float64), y
 
 
 def train(strategy="pipeline", threads=2, case=cnn_case, **kw):
@@ -33,11 +23,6 @@ def train(strategy="pipeline", threads=2, case=cnn_case, **kw):
 @pytest.fixture(scope="module")
 def serial():
     return train("serial", 1)
-
-
-def assert_close(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    assert np.max(np.abs(a - b)) <= REL * np.max(np.abs(b))
 
 
 # -- stage cuts ----------------------------------------------------------------------------

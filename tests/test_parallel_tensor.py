@@ -2,31 +2,10 @@
 
 import numpy as np
 import pytest
+from cases import CASES, assert_close
 
-from mtlearn import data, nn, parallel
+from mtlearn import nn, parallel
 from mtlearn.parallel.tensor import is_split, make_shard, owned_slices, split_plan
-
-REL = 1e-10
-
-
-def cnn_case(n=96):
-    X, y = data.shapes(n, size=12, seed=3)
-    def model():
-        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Conv2D(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Flatten(), nn.Dense(6 * 3 * 3, 4), seed=1, dtype=np.float64)
-    return model, nn.SoftmaxCrossEntropy(), X.astype(np.float64), y
-
-
-def lstm_case(n=96):
-    X, y = data.adding_problem(n, 12, seed=4)
-    def model():
-        return nn.Sequential(nn.LSTM(2, 8), nn.LastStep(), nn.Dense(8, 1),
-                             seed=2, dtype=np.float64)
-    return model, nn.MSELoss(), X.astype(np.float64), y.reshape(-1, 1).astype(np.float64)
-
-
-CASES = {"cnn": cnn_case, "lstm": lstm_case}
 
 
 def train(case, strategy="tensor", threads=2, **kw):
@@ -40,11 +19,6 @@ def train(case, strategy="tensor", threads=2, **kw):
 @pytest.fixture(scope="module")
 def serial():
     return {case: train(case, "serial", 1) for case in CASES}
-
-
-def assert_close(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    assert np.max(np.abs(a - b)) <= REL * np.max(np.abs(b))
 
 
 @pytest.mark.parametrize("case", CASES)

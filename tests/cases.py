@@ -1,0 +1,38 @@
+"""Small float64 training problems shared by the strategy tests, and the 1e-10 check."""
+
+import numpy as np
+
+from mtlearn import data, nn
+
+#: strategies that must reproduce serial training agree with it to this relative tolerance
+REL = 1e-10
+
+
+def cnn_case(n=96):
+    """``(model factory, loss, X, y)``: a two-conv CNN on 12x12 shapes, float64."""
+    X, y = data.shapes(n, size=12, seed=3)
+
+    def model():
+        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                             nn.Conv2D(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                             nn.Flatten(), nn.Dense(6 * 3 * 3, 4), seed=1, dtype=np.float64)
+    return model, nn.SoftmaxCrossEntropy(), X.astype(np.float64), y
+
+
+def lstm_case(n=96):
+    """``(model factory, loss, X, y)``: LSTM -> LastStep -> Dense on the adding problem."""
+    X, y = data.adding_problem(n, 12, seed=4)
+
+    def model():
+        return nn.Sequential(nn.LSTM(2, 8), nn.LastStep(), nn.Dense(8, 1),
+                             seed=2, dtype=np.float64)
+    return model, nn.MSELoss(), X.astype(np.float64), y.reshape(-1, 1).astype(np.float64)
+
+
+CASES = {"cnn": cnn_case, "lstm": lstm_case}
+
+
+def assert_close(a, b, what="result"):
+    """``max |a - b| <= REL * max |b|``: equal to serial up to rounding."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert np.max(np.abs(a - b)) <= REL * np.max(np.abs(b)), f"{what}: differs from serial"
