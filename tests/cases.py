@@ -1,4 +1,7 @@
-"""Small float64 training problems shared by the strategy tests, and the 1e-10 check."""
+"""Small float64 training problems shared by the strategy tests, the 1e-10 check, and a
+layer that fails on purpose."""
+
+import threading
 
 import numpy as np
 
@@ -36,3 +39,21 @@ def assert_close(a, b, what="result"):
     """``max |a - b| <= REL * max |b|``: equal to serial up to rounding."""
     a, b = np.asarray(a), np.asarray(b)
     assert np.max(np.abs(a - b)) <= REL * np.max(np.abs(b)), f"{what}: differs from serial"
+
+
+class Exploding(nn.ReLU):
+    """A ReLU that raises ``RuntimeError(message)`` on its third call, from whichever
+    thread runs it."""
+
+    def __init__(self, message="boom in a worker"):
+        super().__init__()
+        self.message = message
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def forward(self, x):
+        with self.lock:
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError(self.message)
+        return super().forward(x)

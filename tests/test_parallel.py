@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from cases import CASES, assert_close, cnn_case
+from cases import CASES, Exploding, assert_close, cnn_case
 
 from mtlearn import nn, parallel
 
@@ -102,22 +102,6 @@ def test_argument_checks_for_every_strategy(strategy):
     if parallel.STRATEGIES[strategy].splits_batch:
         with pytest.raises(ValueError, match="batch_size"):
             parallel.train(make(), loss, (X, y), strategy=strategy, threads=4, batch_size=3)
-
-
-class Exploding(nn.ReLU):
-    """A layer that fails on its third call, from whichever thread runs it."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-        self.lock = threading.Lock()
-
-    def forward(self, x):
-        with self.lock:
-            self.calls += 1
-            if self.calls == 3:
-                raise RuntimeError("boom in a worker")
-        return super().forward(x)
 
 
 @pytest.mark.parametrize("strategy", sorted(set(parallel.STRATEGIES) - {"process"}))

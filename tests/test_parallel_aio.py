@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from cases import Exploding
 
 from mtlearn import data, nn, parallel
 
@@ -87,24 +88,10 @@ def test_works_from_a_worker_thread_without_a_loop(no_thread_leak):
     np.testing.assert_array_equal(p, ref_p)
 
 
-class Exploding(nn.ReLU):
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-        self.lock = threading.Lock()
-
-    def forward(self, x):
-        with self.lock:
-            self.calls += 1
-            if self.calls == 3:
-                raise RuntimeError("boom in a pool thread")
-        return super().forward(x)
-
-
 def exploding_train():
     _, loss, X, y = cnn_case()
-    model = nn.Sequential(nn.Flatten(), nn.Dense(144, 8), Exploding(), nn.Dense(8, 4),
-                          dtype=np.float64)
+    model = nn.Sequential(nn.Flatten(), nn.Dense(144, 8), Exploding("boom in a pool thread"),
+                          nn.Dense(8, 4), dtype=np.float64)
     return parallel.train(model, loss, (X, y), strategy="asyncio", threads=2, epochs=3,
                           batch_size=24)
 

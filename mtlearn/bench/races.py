@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from time import perf_counter
 
 from .runner import check_positive_int
+from .suite import interpreter_label
 
 KINDS = ("counter", "array")
 WAYS = ("shared", "lock", "own")
@@ -211,10 +212,7 @@ class Races:
     @property
     def label(self) -> str:
         """Short name of the interpreter, e.g. ``3.13.5t free-threaded (GIL off)``."""
-        i = self.info
-        t = "t" if i.get("free_threaded_build") else ""
-        build = "free-threaded" if i.get("free_threaded_build") else "GIL build"
-        return f"{i.get('python', '?')}{t} {build} (GIL {'on' if i.get('gil_enabled') else 'off'})"
+        return interpreter_label(self.info)
 
     def runs(self, kind: str, how: str) -> list[RaceResult]:
         """The runs of one kind and way."""

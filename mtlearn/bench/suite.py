@@ -16,6 +16,15 @@ from .workloads import WORKLOADS
 FORMAT = "mtlearn.gil/1"      # the JSON's "format", checked when reading it back
 
 
+def interpreter_label(info: dict) -> str:
+    """Short name of an interpreter from its ``build_info()``, e.g.
+    ``3.13.5t free-threaded (GIL off)``."""
+    t = "t" if info.get("free_threaded_build") else ""
+    build = "free-threaded" if info.get("free_threaded_build") else "GIL build"
+    gil = "on" if info.get("gil_enabled") else "off"
+    return f"{info.get('python', '?')}{t} {build} (GIL {gil})"
+
+
 @dataclass
 class Suite:
     """Scaling results of several workloads on one interpreter.
@@ -34,10 +43,7 @@ class Suite:
     @property
     def label(self) -> str:
         """Short name of the interpreter, e.g. ``3.13.5t free-threaded (GIL off)``."""
-        i = self.info
-        t = "t" if i.get("free_threaded_build") else ""
-        build = "free-threaded" if i.get("free_threaded_build") else "GIL build"
-        return f"{i.get('python', '?')}{t} {build} (GIL {'on' if i.get('gil_enabled') else 'off'})"
+        return interpreter_label(self.info)
 
     def table(self) -> str:
         """One screen: speedup and CPU/wall per thread at each count, for every workload."""
