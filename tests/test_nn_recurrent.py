@@ -343,15 +343,15 @@ def test_embedding_rejects_bad_ids(ids, message):
         nn.Embedding(10, 4).forward(ids)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: nn.LSTM(0, 3), "input_size"),
-    (lambda: nn.GRU(3, 2.5), "hidden_size"),
-    (lambda: nn.RNN(3, 2, dtype=np.int64), "dtype"),
-    (lambda: nn.Embedding(0, 3), "num_embeddings"),
-    (lambda: nn.char_model(5, "transformer"), "cell"),
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: nn.LSTM(0, 3), ValueError, "input_size"),
+    (lambda: nn.GRU(3, 2.5), TypeError, r"GRU: hidden_size must be an int >= 1, got 2\.5"),
+    (lambda: nn.RNN(3, 2, dtype=np.int64), ValueError, "dtype"),
+    (lambda: nn.Embedding(0, 3), ValueError, "num_embeddings"),
+    (lambda: nn.char_model(5, "transformer"), ValueError, "cell"),
 ])
-def test_bad_constructor_arguments(make, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_constructor_arguments(make, error, message):
+    with pytest.raises(error, match=message):
         make()
 
 

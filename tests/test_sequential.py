@@ -14,7 +14,7 @@ def small_model(seed=0, dtype=np.float64):
 def test_params_are_views_into_one_flat_vector():
     m = small_model()
     assert m.params.ndim == 1 and m.params.flags.c_contiguous
-    assert m.params.size == sum(layer.num_params() for layer in m.layers)
+    assert m.params.size == sum(layer.num_params for layer in m.layers)
     for layer in m.layers:
         for arr in layer.params.values():
             assert np.shares_memory(arr, m.params)
@@ -133,7 +133,7 @@ def test_optimizers_update_in_place_and_validate():
         nn.SGD(m.params, lr=0)
     with pytest.raises(ValueError, match="grads must have shape"):
         nn.SGD(m.params, lr=0.1).step(np.ones(3))
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(TypeError, match="params"):       # a list is the wrong kind of value
         nn.SGD([1.0, 2.0], lr=0.1)
 
 

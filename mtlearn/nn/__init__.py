@@ -1,8 +1,12 @@
 """Small, readable numpy neural networks — no threads in here.
 
-Layers follow one protocol: ``forward(x) -> (out, cache)``, ``backward(dout, cache) ->
-(dx, grads)``, ``params`` a dict of arrays; no state is kept between calls, so several
-threads can share a model. Names, shapes and initialisation follow ``torch.nn``.
+Layers follow one protocol: ``forward(x) -> (out, cache)``, ``backward(dout, cache,
+need_dx=True) -> (dx, grads)``, ``params`` a dict of arrays; no state is kept between calls,
+so several threads can share a model. ``need_dx=False`` tells a layer that its input needs
+no gradient (the first layer of a model, whose input is the data), so it may skip that work
+and returns ``dx = None``; every ``nn.Layer`` accepts it, and :func:`backward_of` calls any
+layer — a duck-typed one with ``backward(dout, cache)`` too — the right way. Names, shapes
+and initialisation follow ``torch.nn``; ``num_params`` is a property everywhere.
 
 =====================  ===================================================================
 ``Conv2D``             convolution, im2col + one GEMM (``impl="naive"``: the loop version)
@@ -16,9 +20,10 @@ threads can share a model. Names, shapes and initialisation follow ``torch.nn``.
 ``SoftmaxCrossEntropy``, ``MSELoss``  losses (mean over the batch)
 ``SequenceCrossEntropy`` next-token loss over ``(N, T, V)`` logits
 ``char_model``, ``sample``  a next-character model and text sampled from it (temperature)
-``Sequential``         a stack of layers with one flat parameter vector
+``Sequential``         a stack of layers with one flat parameter vector (itself a layer)
 ``SGD``, ``Adam``      optimizers on flat vectors
 ``gradcheck``          finite-difference check of any layer or model, in float64
+``Layer``, ``backward_of``  the base class, and how to call any layer's backward
 =====================  ===================================================================
 """
 
@@ -31,7 +36,7 @@ from .embedding import Embedding, LastStep
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient, relative_error
 from .gru import GRU
 from .language_model import SequenceCrossEntropy, char_model, fit_tbptt
-from .layer import Layer
+from .layer import Layer, backward_of
 from .losses import MSELoss, SoftmaxCrossEntropy
 from .lstm import LSTM
 from .models import balanced_mlp, course_cnn
@@ -54,8 +59,8 @@ allocator.tune_from_environment()
 
 __all__ = [
     "Adam", "Conv2D", "Dense", "Flatten", "GradcheckResult", "Layer", "MSELoss", "MaxPool2D",
-    "Optimizer", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "col2im",
-    "balanced_mlp", "conv2d_backward_naive", "conv2d_forward_naive", "course_cnn",
+    "Optimizer", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backward_of",
+    "col2im", "balanced_mlp", "conv2d_backward_naive", "conv2d_forward_naive", "course_cnn",
     "gradcheck", "im2col",
     "numerical_gradient", "relative_error",
     # recurrent

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from ..runtime import checks
 from .conv_naive import conv2d_backward_naive, conv2d_forward_naive
 from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, uniform
 
@@ -88,18 +89,12 @@ class Conv2D(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1,
                  padding: int = 0, *, impl: str = "gemm", dtype=DEFAULT_DTYPE, rng=None):
         super().__init__()
-        kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
-                        ("kernel_size", kh), ("kernel_size", kw), ("stride", stride)):
-            if int(v) != v or v < 1:
-                raise ValueError(f"Conv2D: {name} must be a positive int, got {v!r}")
-        if int(padding) != padding or padding < 0:
-            raise ValueError(f"Conv2D: padding must be an int >= 0, got {padding!r}")
-        if impl not in ("gemm", "naive"):
-            raise ValueError(f"Conv2D: impl must be 'gemm' or 'naive', got {impl!r}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = (int(kh), int(kw))
-        self.stride, self.padding, self.impl = int(stride), int(padding), impl
+        self.in_channels = checks.integer("Conv2D: in_channels", in_channels, min=1)
+        self.out_channels = checks.integer("Conv2D: out_channels", out_channels, min=1)
+        self.kernel_size = checks.int_pair("Conv2D: kernel_size", kernel_size, min=1)
+        self.stride = checks.integer("Conv2D: stride", stride, min=1)
+        self.padding = checks.integer("Conv2D: padding", padding, min=0)
+        self.impl = checks.choice("Conv2D: impl", impl, ("gemm", "naive"))
         self.reset_parameters(rng, dtype)
 
     def reset_parameters(self, rng=None, dtype=DEFAULT_DTYPE) -> None:
@@ -125,6 +120,7 @@ class Conv2D(Layer):
                 x, f"(N, {self.in_channels}, H, W) with H, W >= {kh - 2 * self.padding}")
 
     def forward(self, x: np.ndarray):
+        self._check_input(x)
         self._check(x)
         w, b = self.params["weight"], self.params["bias"]
         if self.impl == "naive":
@@ -142,7 +138,7 @@ class Conv2D(Layer):
         w = self.params["weight"]
         if self.impl == "naive":
             dx, dw, db = conv2d_backward_naive(dout, cache, w, self.stride, self.padding)
-            return dx, {"weight": dw, "bias": db}
+            return (dx if need_dx else None), {"weight": dw, "bias": db}
         cols, (N, C, H, W) = cache
         O = self.out_channels
         d2 = _channel_major(dout).reshape(O, -1)                 # (O, N*Ho*Wo), free view

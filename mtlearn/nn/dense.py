@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..runtime import checks
 from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, uniform
 
 
@@ -24,10 +25,8 @@ class Dense(Layer):
 
     def __init__(self, in_features: int, out_features: int, *, dtype=DEFAULT_DTYPE, rng=None):
         super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Dense: in_features and out_features must be >= 1, "
-                             f"got {in_features} and {out_features}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = checks.integer("Dense: in_features", in_features, min=1)
+        self.out_features = checks.integer("Dense: out_features", out_features, min=1)
         self.reset_parameters(rng, dtype)
 
     def reset_parameters(self, rng=None, dtype=DEFAULT_DTYPE) -> None:
@@ -40,6 +39,7 @@ class Dense(Layer):
         }
 
     def forward(self, x: np.ndarray):
+        self._check_input(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise self._shape_error(x, f"(..., {self.in_features})")
         w, b = self.params["weight"], self.params["bias"]

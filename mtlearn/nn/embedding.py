@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import checks
 from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype
 
 
@@ -27,10 +28,8 @@ class Embedding(Layer):
     def __init__(self, num_embeddings: int, embedding_dim: int, *, dtype=DEFAULT_DTYPE,
                  rng=None):
         super().__init__()
-        for arg, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if isinstance(v, bool) or int(v) != v or v < 1:
-                raise ValueError(f"Embedding: {arg} must be a positive int, got {v!r}")
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.num_embeddings = checks.integer("Embedding: num_embeddings", num_embeddings, min=1)
+        self.embedding_dim = checks.integer("Embedding: embedding_dim", embedding_dim, min=1)
         self.reset_parameters(rng, dtype)
 
     def reset_parameters(self, rng=None, dtype=DEFAULT_DTYPE) -> None:
@@ -78,11 +77,14 @@ class LastStep(Layer):
     """
 
     def forward(self, x: np.ndarray):
+        self._check_input(x)
         if x.ndim != 3 or x.shape[1] < 1:
             raise self._shape_error(x, "(N, T, H) with T >= 1")
         return x[:, -1], x
 
     def backward(self, dout: np.ndarray, cache, need_dx: bool = True):
+        if not need_dx:
+            return None, {}
         x = cache
         # zeros_like keeps x's memory layout (a recurrent layer's output is feature-major),
         # so the recurrent layer reads this gradient without a transposing copy.

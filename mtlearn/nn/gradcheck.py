@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..runtime import checks
+from .layer import Layer
+
 THRESHOLD = 1e-6
 
 
@@ -63,17 +66,6 @@ class GradcheckResult:
                 f"(threshold {self.threshold:.0e}; {detail})")
 
 
-def _param_arrays(layer) -> dict[str, np.ndarray]:
-    params = layer.params
-    if isinstance(params, np.ndarray):     # a Sequential: one flat vector
-        return {"params": params}
-    return dict(params)
-
-
-def _flat_grads(layer, grads) -> dict[str, np.ndarray]:
-    return {"params": grads} if isinstance(layer.params, np.ndarray) else dict(grads)
-
-
 def gradcheck(layer, x: np.ndarray, target=None, loss=None, *, eps: float = 1e-6,
               threshold: float = THRESHOLD, check_input: bool = True,
               seed: int = 0) -> GradcheckResult:
@@ -81,16 +73,26 @@ def gradcheck(layer, x: np.ndarray, target=None, loss=None, *, eps: float = 1e-6
 
     Parameters
     ----------
-    layer : object with ``params``, ``forward`` and ``backward``, with float64 parameters
+    layer : a layer or a model (``Sequential``) with float64 parameters, or any object with
+        ``params``, ``forward`` and ``backward``
     x : float64 input of the shape the layer expects
     target, loss : optional; when given the scalar is ``loss.forward(out, target)``,
         otherwise ``sum(out * R)`` with ``R`` drawn from ``seed``
     eps : finite-difference step; threshold : pass if every relative error is below it
     check_input : also check the gradient with respect to ``x``
 
-    Returns a :class:`GradcheckResult`; ``float(result)`` is the max relative error.
+    Returns a :class:`GradcheckResult`; ``float(result)`` is the max relative error. Its
+    ``errors`` are keyed ``"input"`` and each parameter's name (a model's are numbered by
+    layer: ``"0.weight"``), so a failure points at the array that is wrong.
     """
-    params = _param_arrays(layer)
+    eps = checks.number("eps", eps, min=0, min_open=True)
+    threshold = checks.number("threshold", threshold, min=0, min_open=True)
+    check_input = checks.boolean("check_input", check_input)
+    seed = checks.seed("seed", seed)
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"gradcheck: x must be a float64 numpy array, got {type(x).__name__}")
+    # A Layer names its arrays (a model through its layers); a duck-typed layer has a dict.
+    params = layer.named_params() if isinstance(layer, Layer) else dict(layer.params)
     bad = [k for k, v in params.items() if v.dtype != np.float64]
     if x.dtype != np.float64 or bad:
         raise ValueError("gradcheck needs float64 input and parameters (build the layer with "
@@ -108,8 +110,11 @@ def gradcheck(layer, x: np.ndarray, target=None, loss=None, *, eps: float = 1e-6
             return float(loss.forward(layer.forward(x)[0], target)[0])
         dout = loss.backward(loss.forward(out, target)[1])
     dx, grads = layer.backward(dout, cache)
-    analytic = _flat_grads(layer, grads)
+    analytic = layer.named_grads(grads) if isinstance(layer, Layer) else dict(grads)
     errors = {}
+    if check_input and dx is None:
+        raise ValueError(f"gradcheck: {layer!r}.backward returned dx = None (its input has no "
+                         f"gradient, like an Embedding's ids); pass check_input=False")
     if check_input:
         errors["input"] = relative_error(dx, numerical_gradient(scalar, x, eps))
     for name, arr in params.items():

@@ -56,18 +56,17 @@ class GRU(Recurrent):
         w = self._stacked_weights()
         a = np.empty((T, 4 * H, N), dtype=u.dtype)      # each step's r, z, W_hn h + b_hn, n
         rn = np.empty((H, N), dtype=u.dtype)
-        mul, tanh, matmul = np.multiply, np.tanh, np.matmul
         for t in range(T):
             at = a[t]
-            matmul(w, u[t], out=at)
+            np.matmul(w, u[t], out=at)
             rz = at[:2 * H]
-            tanh(rz, out=rz)
+            np.tanh(rz, out=rz)
             rz *= 0.5
             rz += 0.5
             n = at[3 * H:]
-            mul(at[:H], at[2 * H:3 * H], out=rn)        # r * (W_hn h + b_hn)
+            np.multiply(at[:H], at[2 * H:3 * H], out=rn)    # r * (W_hn h + b_hn)
             n += rn
-            tanh(n, out=n)
+            np.tanh(n, out=n)
             h = u[t + 1, :H]
             np.subtract(u[t, :H], n, out=h)             # h' = n + z * (h - n)
             h *= at[H:2 * H]
@@ -88,17 +87,16 @@ class GRU(Recurrent):
         dh = dparts[0]
         zdh = np.empty((H, N), dtype=a.dtype)
         w_hh_t = np.ascontiguousarray(self.params["weight_hh"].T)
-        mul, matmul = np.multiply, np.matmul
         for t in range(T - 1, -1, -1):
             dh += dout_f[t]
             dnp = dg[t, 3 * H:]
-            mul(dh, dn_f[t], out=dnp)
-            mul(dnp, dr_f[t], out=dg[t, :H])
-            mul(dh, dz_f[t], out=dg[t, H:2 * H])
-            mul(dnp, r[t], out=dg[t, 2 * H:3 * H])      # the hidden side of n is gated by r
-            mul(dh, z[t], out=zdh)
+            np.multiply(dh, dn_f[t], out=dnp)
+            np.multiply(dnp, dr_f[t], out=dg[t, :H])
+            np.multiply(dh, dz_f[t], out=dg[t, H:2 * H])
+            np.multiply(dnp, r[t], out=dg[t, 2 * H:3 * H])  # n's hidden side is gated by r
+            np.multiply(dh, z[t], out=zdh)
             if t or need_dstate0:
-                matmul(w_hh_t, dg[t, :3 * H], out=dh)
+                np.matmul(w_hh_t, dg[t, :3 * H], out=dh)
                 dh += zdh
         return dg, [dh]
 

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from ..runtime import checks
 from .dense import Dense
 from .embedding import Embedding
 from .gru import GRU
+from .layer import check_real
 from .losses import SoftmaxCrossEntropy
 from .lstm import LSTM
 from .recurrent import forward_with_state
@@ -31,8 +33,7 @@ def char_model(vocab_size: int, cell: str = "lstm", hidden_size: int = 128,
 
     ``cell`` is ``"rnn"``, ``"lstm"`` or ``"gru"``.
     """
-    if cell not in CELLS:
-        raise ValueError(f"char_model: cell must be one of {sorted(CELLS)}, got {cell!r}")
+    checks.choice("cell", cell, sorted(CELLS))
     return Sequential(Embedding(vocab_size, embedding_dim),
                       CELLS[cell](embedding_dim, hidden_size),
                       Dense(hidden_size, vocab_size), seed=seed, dtype=dtype)
@@ -50,6 +51,7 @@ class SequenceCrossEntropy:
         self._ce = SoftmaxCrossEntropy()
 
     def forward(self, logits: np.ndarray, y: np.ndarray):
+        check_real(logits, "SequenceCrossEntropy: logits")
         y = np.asarray(y)
         if logits.ndim != 3 or y.shape != logits.shape[:2]:
             raise ValueError(f"SequenceCrossEntropy: expected logits (N, T, V) and targets "
@@ -68,6 +70,7 @@ class SequenceCrossEntropy:
 def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
     """Scale ``grads`` in place so that its 2-norm is at most ``max_norm``; return the norm
     before clipping (``torch.nn.utils.clip_grad_norm_``'s rule)."""
+    max_norm = checks.number("max_norm", max_norm, min=0, min_open=True)
     norm = float(np.linalg.norm(grads))
     if norm > max_norm:
         grads *= max_norm / (norm + 1e-6)
@@ -93,6 +96,12 @@ def fit_tbptt(model: Sequential, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
 
     Returns ``(losses, states)``: the loss of every step and the states after the last chunk.
     """
+    if clip_norm is not None:
+        clip_norm = checks.number("clip_norm", clip_norm, min=0, min_open=True)
+    checks.function("on_step", on_step, "a function on_step(step, loss)", optional=True)
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"optimizer must have a step(grads) method (an nn.SGD or nn.Adam on "
+                        f"model.params), got {type(optimizer).__name__}")
     loss = loss or SequenceCrossEntropy()
     grads = np.empty_like(model.params)
     losses: list[float] = []

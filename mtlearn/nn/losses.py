@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layer import check_real
+
 
 class SoftmaxCrossEntropy:
     """Softmax followed by the negative log-likelihood of integer class labels.
@@ -16,6 +18,7 @@ class SoftmaxCrossEntropy:
     """
 
     def forward(self, logits: np.ndarray, y: np.ndarray):
+        check_real(logits, "SoftmaxCrossEntropy: logits")
         y = np.asarray(y)
         if logits.ndim != 2 or y.shape != (logits.shape[0],):
             raise ValueError(f"SoftmaxCrossEntropy: expected logits (N, K) and labels (N,), "
@@ -53,7 +56,8 @@ class MSELoss:
     """
 
     def forward(self, pred: np.ndarray, target: np.ndarray):
-        target = np.asarray(target)
+        check_real(pred, "MSELoss: pred")
+        target = check_real(np.asarray(target), "MSELoss: target")
         if pred.shape != target.shape:
             raise ValueError(f"MSELoss: pred and target must have the same shape, "
                              f"got {tuple(pred.shape)} and {tuple(target.shape)}")

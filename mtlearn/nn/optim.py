@@ -9,22 +9,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import checks
 
-def _check_vector(name: str, v: np.ndarray) -> np.ndarray:
-    if not isinstance(v, np.ndarray) or v.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D numpy array (a model's flat vector), "
-                         f"got {type(v).__name__} of shape {np.shape(v)}")
+
+def _check_params(v) -> np.ndarray:
+    """The vector an optimizer updates in place: a non-empty 1-D floating numpy array."""
+    if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
+        got = f"{v.dtype} array" if isinstance(v, np.ndarray) else type(v).__name__
+        raise TypeError(f"params must be a 1-D floating numpy array (a model's flat vector "
+                        f"model.params), got {got} of shape {np.shape(v)}")
+    if v.ndim != 1:
+        raise ValueError(f"params must be a 1-D array (a model's flat vector model.params), "
+                         f"got shape {v.shape}")
+    if v.size == 0:
+        # like torch.optim ("optimizer got an empty parameter list"): training a model made
+        # only of ReLU/Flatten/MaxPool2D layers would run and change nothing
+        raise ValueError("params is empty: the model has no parameters to train; give it a "
+                         "layer with parameters (Dense, Conv2D, LSTM, ...)")
     return v
 
 
 class Optimizer:
-    """Base class: holds the flat ``params`` it updates and the hyper-parameters."""
+    """Base class: holds the flat ``params`` it updates and the hyper-parameters.
+
+    ``params`` is a non-empty 1-D floating array (``model.params`` or a slice of it) and
+    ``lr`` a finite number > 0; every argument is checked on construction.
+    """
 
     def __init__(self, params: np.ndarray, lr: float):
-        self.params = _check_vector("params", params)
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
-        self.lr = float(lr)
+        self.params = _check_params(params)
+        self.lr = checks.number("lr", lr, min=0, min_open=True)
         self.steps = 0
 
     def _check(self, grads: np.ndarray) -> np.ndarray:
@@ -45,13 +59,11 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, lr)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        if nesterov and momentum == 0:
+        self.momentum = checks.fraction("momentum", momentum)
+        self.weight_decay = checks.number("weight_decay", weight_decay, min=0)
+        self.nesterov = checks.boolean("nesterov", nesterov)
+        if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
         self.velocity = np.zeros_like(params) if momentum else None
 
     def step(self, grads: np.ndarray) -> None:
@@ -70,14 +82,23 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction and optional L2 weight decay."""
+    """Adam (Kingma & Ba 2015) with bias correction and optional L2 weight decay.
+
+    ``betas``: two numbers in [0, 1); ``eps`` > 0 keeps the step finite where a gradient
+    has always been 0 (``m = v = 0``); ``weight_decay`` >= 0.
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
-        b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
-        self.betas, self.eps, self.weight_decay = (b1, b2), eps, weight_decay
+        if not isinstance(betas, tuple | list):
+            raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), "
+                            f"got {betas!r} ({type(betas).__name__})")
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), "
+                             f"got {len(betas)} values: {betas!r}")
+        self.betas = (checks.fraction("betas[0]", betas[0]), checks.fraction("betas[1]", betas[1]))
+        self.eps = checks.number("eps", eps, min=0, min_open=True)
+        self.weight_decay = checks.number("weight_decay", weight_decay, min=0)
         self.m = np.zeros_like(params)
         self.v = np.zeros_like(params)
 

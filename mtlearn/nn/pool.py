@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import checks
 from .layer import Layer
 
 
@@ -52,8 +53,13 @@ def _route_back(dout: np.ndarray, arg: np.ndarray, axis: int, k: int, s: int, si
 class MaxPool2D(Layer):
     """Max over each window, like ``torch.nn.MaxPool2d(kernel_size, stride)``.
 
-    Shapes: ``(N, C, H, W) -> (N, C, Ho, Wo)``, ``Ho = (H - kH) // stride + 1``; ``stride``
-    defaults to ``kernel_size``. The gradient goes to the first maximum of each window in
+    Parameters
+    ----------
+    kernel_size : int or (kH, kW), each from 1 to 255
+    stride : int or (sH, sW); ``None`` (the default) is ``kernel_size`` on both axes
+
+    Shapes: ``(N, C, H, W) -> (N, C, Ho, Wo)``, ``Ho = (H - kH) // sH + 1``,
+    ``Wo = (W - kW) // sW + 1``. The gradient goes to the first maximum of each window in
     row-major order (as in PyTorch), so ties never double-count.
 
     How: the max over a rectangle is the max over rows of the max over columns, so the
@@ -64,24 +70,27 @@ class MaxPool2D(Layer):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size
-        stride = kh if stride is None else stride
-        for name, v in (("kernel_size", kh), ("kernel_size", kw), ("stride", stride)):
-            if int(v) != v or v < 1:
-                raise ValueError(f"MaxPool2D: {name} must be a positive int, got {v!r}")
-        if max(kh, kw) > 255:
-            raise ValueError(f"MaxPool2D: kernel_size must be <= 255, got {kernel_size!r}")
-        self.kernel_size, self.stride = (int(kh), int(kw)), int(stride)
+        self.kernel_size = checks.int_pair("MaxPool2D: kernel_size", kernel_size, min=1)
+        if max(self.kernel_size) > 255:          # which tap held the max is kept as a uint8
+            raise ValueError(f"MaxPool2D: kernel_size must be at most 255, got {kernel_size!r}")
+        self.stride = (self.kernel_size if stride is None
+                       else checks.int_pair("MaxPool2D: stride", stride, min=1))
+
+    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        """Spatial output size for an ``h x w`` input."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return (h - kh) // sh + 1, (w - kw) // sw + 1
 
     def forward(self, x: np.ndarray):
+        self._check_input(x)
         kh, kw = self.kernel_size
         if x.ndim != 4 or x.shape[2] < kh or x.shape[3] < kw:
             raise self._shape_error(x, f"(N, C, H, W) with H >= {kh}, W >= {kw}")
-        s = self.stride
-        ho, wo = (x.shape[2] - kh) // s + 1, (x.shape[3] - kw) // s + 1
+        sh, sw = self.stride
+        ho, wo = self.output_shape(x.shape[2], x.shape[3])
         xt = x.transpose(1, 0, 2, 3)
-        cols, arg_w = _max_along(xt, 3, kw, s, wo)      # (C, N, H, Wo)
-        out, arg_h = _max_along(cols, 2, kh, s, ho)     # (C, N, Ho, Wo)
+        cols, arg_w = _max_along(xt, 3, kw, sw, wo)     # (C, N, H, Wo)
+        out, arg_h = _max_along(cols, 2, kh, sh, ho)    # (C, N, Ho, Wo)
         if out.base is not None:                        # a 1x1 window: own the result
             out = out.copy()
         return out.transpose(1, 0, 2, 3), (arg_w, arg_h, x.shape)
@@ -90,13 +99,14 @@ class MaxPool2D(Layer):
         if not need_dx:
             return None, {}
         arg_w, arg_h, (N, C, H, W) = cache
-        kh, kw = self.kernel_size
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
         dt = dout.transpose(1, 0, 2, 3)
-        dcols = _route_back(dt, arg_h, 2, kh, self.stride, H)
-        dxt = _route_back(dcols, arg_w, 3, kw, self.stride, W)
+        dcols = _route_back(dt, arg_h, 2, kh, sh, H)
+        dxt = _route_back(dcols, arg_w, 3, kw, sw, W)
         return dxt.transpose(1, 0, 2, 3), {}
 
     def __repr__(self) -> str:
-        kh, kw = self.kernel_size
-        k = kh if kh == kw else (kh, kw)
-        return f"MaxPool2D({k}" + (f", stride={self.stride})" if self.stride != kh else ")")
+        def short(pair):
+            return pair[0] if pair[0] == pair[1] else pair
+        stride = "" if self.stride == self.kernel_size else f", stride={short(self.stride)}"
+        return f"MaxPool2D({short(self.kernel_size)}{stride})"

@@ -50,7 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, uniform
+from ..runtime import checks
+from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, check_real, uniform
 
 
 def step_major(a: np.ndarray) -> np.ndarray:
@@ -93,10 +94,8 @@ class Recurrent(Layer):
     def __init__(self, input_size: int, hidden_size: int, *, dtype=DEFAULT_DTYPE, rng=None):
         super().__init__()
         name = type(self).__name__
-        for arg, v in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if isinstance(v, bool) or int(v) != v or v < 1:
-                raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.input_size = checks.integer(f"{name}: input_size", input_size, min=1)
+        self.hidden_size = checks.integer(f"{name}: hidden_size", hidden_size, min=1)
         self.reset_parameters(rng, dtype)
 
     def reset_parameters(self, rng=None, dtype=DEFAULT_DTYPE) -> None:
@@ -133,6 +132,8 @@ class Recurrent(Layer):
         if len(parts) != self.state_parts or any(np.shape(p) != (n, H) for p in parts):
             shapes = [np.shape(p) for p in parts] if self.state_parts > 1 else np.shape(state)
             raise ValueError(f"{self!r}: expected initial state {want} ({n}, {H}), got {shapes}")
+        for p in parts:
+            check_real(np.asarray(p), f"{self!r}: the state")
         return [np.asarray(p, dtype=dtype) for p in parts], True
 
     def _pack(self, parts):
@@ -150,6 +151,7 @@ class Recurrent(Layer):
         Returns ``(out, cache)``: ``out (N, T, H)`` holds every step's hidden state (a view of
         a feature-major buffer), ``cache.final_state`` the state after the last step.
         """
+        self._check_input(x)
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
             raise self._shape_error(x, f"(N, T, {self.input_size}) with T >= 1")
         N, T, I = x.shape

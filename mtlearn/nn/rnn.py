@@ -33,11 +33,10 @@ class RNN(Recurrent):
         p, H = self.params, self.hidden_size
         w = np.concatenate([p["weight_hh"], p["weight_ih"], (p["bias_ih"] + p["bias_hh"])[:, None]],
                            axis=1)
-        matmul, tanh = np.matmul, np.tanh
         for t in range(u.shape[0] - 1):
             h = u[t + 1, :H]
-            matmul(w, u[t], out=h)
-            tanh(h, out=h)
+            np.matmul(w, u[t], out=h)
+            np.tanh(h, out=h)
         return [], ()
 
     def _backward(self, dout_f, u, saved, dparts, need_dstate0):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import checks
 from .layer import as_generator
 from .recurrent import forward_with_state
 
@@ -42,10 +43,8 @@ def sample(model, prompt, length: int, *, temperature: float = 1.0, rng=None, vo
 
     Returns the generated ids (1-D int64 array, the prompt not included), or a string.
     """
-    if temperature < 0:
-        raise ValueError(f"sample: temperature must be >= 0, got {temperature!r}")
-    if length < 0:
-        raise ValueError(f"sample: length must be >= 0, got {length!r}")
+    temperature = checks.number("temperature", temperature, min=0)
+    length = checks.integer("length", length, min=0)
     ids = np.asarray(vocab.encode(prompt) if vocab is not None else prompt, dtype=np.int64)
     if ids.ndim != 1 or ids.size == 0:
         raise ValueError(f"sample: prompt must be a non-empty 1-D sequence of ids, "

@@ -164,3 +164,14 @@ def for_argparse(check: Callable, **bounds) -> Callable[[str], object]:
 
     parse.__name__ = check.__name__
     return parse
+
+
+def fraction(name: str, value) -> float:
+    """A finite number in ``[0, 1)``, as a float: a momentum, an Adam beta, a decay rate."""
+    want = "a finite number >= 0 and < 1"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {want}, got {_got(value)}")
+    out = float(value)
+    if not 0 <= out < 1:                 # NaN fails this too
+        raise ValueError(f"{name} must be {want}, got {out}")
+    return out
