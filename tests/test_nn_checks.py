@@ -198,6 +198,16 @@ def test_a_model_without_parameters_runs_but_cannot_be_trained(rng):
     for opt in (nn.SGD, nn.Adam):
         with pytest.raises(ValueError, match="no parameters to train"):
             opt(model.params, lr=0.1)
+        with pytest.raises(ValueError, match="no parameters to train"):
+            opt(model.params[0:0], lr=0.1)
+
+
+def test_an_empty_share_of_a_model_can_have_an_optimizer():
+    # more workers than parameters: a worker's slice of the flat vector is empty
+    params = nn.Sequential(nn.Dense(1, 1)).params
+    for opt in (nn.SGD(params[2:], lr=0.1, momentum=0.9), nn.Adam(params[1:1], lr=0.1)):
+        opt.step(np.zeros(0, dtype=params.dtype))
+        assert opt.params.size == 0
 
 
 # ---------------------------------------------------------------- MaxPool2D

@@ -21,9 +21,11 @@ def _check_params(v) -> np.ndarray:
     if v.ndim != 1:
         raise ValueError(f"params must be a 1-D array (a model's flat vector model.params), "
                          f"got shape {v.shape}")
-    if v.size == 0:
-        # like torch.optim ("optimizer got an empty parameter list"): training a model made
-        # only of ReLU/Flatten/MaxPool2D layers would run and change nothing
+    # Like torch.optim ("optimizer got an empty parameter list"): training a model made only
+    # of ReLU/Flatten/MaxPool2D layers would run and change nothing. An empty *slice* of a
+    # model's vector is fine: a worker's share is empty when there are more workers than
+    # parameters, and its optimizer then has nothing to do.
+    if v.size == 0 and not (isinstance(v.base, np.ndarray) and v.base.size):
         raise ValueError("params is empty: the model has no parameters to train; give it a "
                          "layer with parameters (Dense, Conv2D, LSTM, ...)")
     return v
@@ -32,8 +34,9 @@ def _check_params(v) -> np.ndarray:
 class Optimizer:
     """Base class: holds the flat ``params`` it updates and the hyper-parameters.
 
-    ``params`` is a non-empty 1-D floating array (``model.params`` or a slice of it) and
-    ``lr`` a finite number > 0; every argument is checked on construction.
+    ``params`` is a 1-D floating array, ``model.params`` or a slice of it (empty only as a
+    slice of a non-empty vector), and ``lr`` a finite number > 0; every argument is checked
+    on construction.
     """
 
     def __init__(self, params: np.ndarray, lr: float):
