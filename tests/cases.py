@@ -57,3 +57,17 @@ class Exploding(nn.ReLU):
             if self.calls == 3:
                 raise RuntimeError(self.message)
         return super().forward(x)
+
+
+class GoesNaN(nn.ReLU):
+    """A ReLU whose output turns NaN after its first call (the dry run ``train`` makes on
+    two samples before any thread starts): training diverges at step 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        out, cache = super().forward(x)
+        return (out * np.nan if self.calls > 1 else out), cache

@@ -269,7 +269,8 @@ def test_bench_imports_no_training_code_and_no_numpy():
                     reason="needs a free-threaded CPython build")
 def test_gil_stays_off_after_importing_mtlearn_bench():
     code = ("import sys, warnings; warnings.simplefilter('error'); "
-            "import mtlearn, mtlearn.bench, mtlearn.trace, mtlearn.info, numpy, threadpoolctl; "
+            "import mtlearn, mtlearn.bench, mtlearn.runtime.trace, mtlearn.runtime.info; "
+            "import numpy, threadpoolctl; "
             "from mtlearn import bench; bench.build_info(); "
             "bench.scaling('numpy', threads=[2], repeats=1, work=0.01); "
             "print(sys._is_gil_enabled())")

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from cases import CASES, Exploding, assert_close, cnn_case
+from cases import CASES, Exploding, GoesNaN, assert_close, cnn_case
 
 from mtlearn import nn, parallel
 
@@ -119,14 +119,25 @@ def test_worker_error_reaches_caller_quickly(strategy, no_thread_leak):
 
 @pytest.mark.parametrize("strategy", sorted(parallel.STRATEGIES))
 def test_nan_loss_stops_with_the_step(strategy, no_thread_leak):
-    make, loss, X, y = cnn_case()
-    X = X.copy()
-    X[:] = np.nan
+    _, loss, X, y = cnn_case()
+
+    def make():
+        return nn.Sequential(nn.Flatten(), nn.Dense(144, 8), GoesNaN(), nn.Dense(8, 4),
+                             seed=0, dtype=np.float64)
     with pytest.raises(FloatingPointError, match="step 0"):
         parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, batch_size=24)
     h = parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, batch_size=24,
                        check_finite=False)
     assert np.isnan(h.losses[0])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_in_the_data_is_named_before_anything_starts(bad, no_thread_leak):
+    make, loss, X, y = cnn_case()
+    X = X.copy()
+    X[5, 0, 2, 2] = bad
+    with pytest.raises(ValueError, match="X holds 1 NaN or infinite"):
+        parallel.train(make(), loss, (X, y), strategy="sync", threads=2, batch_size=24)
 
 
 def test_prefetcher_stops_early_and_propagates_errors(no_thread_leak):

@@ -73,8 +73,8 @@ def test_works_inside_a_running_event_loop(no_thread_leak):
     h, p = asyncio.run(notebook_cell())
     np.testing.assert_array_equal(h.losses, ref_h.losses)
     np.testing.assert_array_equal(p, ref_p)
-    assert "asyncio-loop" in {s.thread for s in h.trace if s.kind == "wait"}
-    assert "asyncio-loop" in h.thread_cpu
+    assert "asyncio-loop-0" in {s.thread for s in h.trace if s.kind == "wait"}
+    assert "asyncio-loop-0" in h.thread_cpu
 
 
 def test_works_from_a_worker_thread_without_a_loop(no_thread_leak):

@@ -9,7 +9,7 @@ from cases import assert_close, cnn_case
 
 from mtlearn import data, nn, parallel
 from mtlearn.parallel.pipeline import balanced_cuts, bubble_fraction, schedule
-from mtlearn.trace import Span
+from mtlearn.runtime.trace import Span
 
 
 def train(strategy="pipeline", threads=2, case=cnn_case, **kw):

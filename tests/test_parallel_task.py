@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from cases import Exploding
 
 from mtlearn import data, nn, parallel
 
@@ -91,7 +92,7 @@ def bad(i, **change):
 
 
 @pytest.mark.parametrize("make_jobs, error, match", [
-    (lambda: bad(5, threads=0), ValueError, r"jobs\[5\] \('sync'\): threads must be >= 1"),
+    (lambda: bad(5, threads=0), ValueError, r"jobs\[5\] \('sync'\): threads must be an int >= 1"),
     (lambda: bad(4, strategy="magic"), ValueError, r"jobs\[4\].*strategy"),
     (lambda: bad(3, no_such_option=1), TypeError, r"jobs\[3\].*no_such_option"),
     (lambda: bad(2, blas_threads=2), TypeError, r"jobs\[2\].*blas_threads"),
@@ -129,11 +130,6 @@ def test_bad_pool_arguments(kw, error):
         parallel.train_many(jobs(), **kw)
 
 
-class Exploding(nn.ReLU):
-    def forward(self, x):
-        raise RuntimeError("boom in one job")
-
-
 def long_jobs():
     seq = sequences()
     return [dict(name=f"long-{k}", model=recurrent(nn.LSTM, seed=k), loss=nn.MSELoss(),
@@ -143,8 +139,9 @@ def long_jobs():
 @pytest.mark.parametrize("strategy", ["serial", "sync", "hogwild", "asyncio"])
 def test_first_error_stops_the_other_jobs(strategy, no_thread_leak):
     img = images()
-    failing = dict(name="bad", model=nn.Sequential(nn.Flatten(), nn.Dense(144, 8), Exploding(),
-                                                    nn.Dense(8, 4), dtype=np.float64),
+    model = nn.Sequential(nn.Flatten(), nn.Dense(144, 8), Exploding("boom in one job"),
+                          nn.Dense(8, 4), dtype=np.float64)
+    failing = dict(name="bad", model=model,
                    loss=nn.SoftmaxCrossEntropy(), data=img, strategy=strategy, threads=2,
                    batch_size=24)
     todo = long_jobs()

@@ -14,7 +14,7 @@ import pytest
 matplotlib.use("Agg")
 
 from mtlearn import bench, viz  # noqa: E402
-from mtlearn.trace import Span  # noqa: E402
+from mtlearn.runtime.trace import Span  # noqa: E402
 from mtlearn.viz.style import COLORS  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mtlearn import nn, parallel, viz
-from mtlearn.trace import Span
+from mtlearn.runtime.trace import Span
 
 
 def test_timeline_rows_and_kinds():

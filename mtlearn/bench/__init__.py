@@ -14,7 +14,7 @@ Imports no numpy until a numpy workload runs, so it also works in an interpreter
 numpy (the ``python``, ``io`` and ``mixed`` workloads).
 """
 
-from ..trace import Span, Tracer
+from ..runtime.trace import Span, Tracer
 from .blas import OversubscriptionResult, blas_threads, current_blas_threads, oversubscription
 from .convoy import ConvoyResult, convoy
 from .interpreters import (

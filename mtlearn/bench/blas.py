@@ -12,7 +12,7 @@ import statistics
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
-from .. import info
+from ..runtime import info
 from .runner import check_counts, check_positive_int, check_work, run_threads
 from .workloads import Workload, gemm, get_workload
 

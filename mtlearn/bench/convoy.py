@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from .. import info
+from ..runtime import info
 from .runner import check_positive_int
 
 

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import info
+from ..runtime import info
 from .runner import check_counts, check_positive_int, check_work
 from .suite import Suite, check_workloads, describe_build, suite
 

@@ -21,7 +21,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from time import perf_counter, thread_time
 
-from ..trace import Span, Tracer
+from ..runtime.trace import Span, Tracer
 from .workloads import Workload, get_workload
 
 MAX_THREADS = 512

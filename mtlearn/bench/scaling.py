@@ -18,8 +18,8 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
-from .. import info
-from ..trace import Tracer
+from ..runtime import info
+from ..runtime.trace import Tracer
 from .blas import blas_threads
 from .runner import (
     Run,

@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import info
+    from ..runtime import info
 
     print(info.describe())
     return 0

@@ -59,7 +59,7 @@ def run(args) -> int:
 
 
 def _machine(args) -> str:
-    from .. import info
+    from ..runtime import info
 
     return f"BLAS threads {args.blas_threads}; {info.cpu_count()} cores"
 

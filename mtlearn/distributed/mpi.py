@@ -42,7 +42,7 @@ import numpy as np
 from ..parallel import api
 from ..parallel.base import Strategy, check_int, split_bounds
 from ..parallel.history import History
-from ..trace import Span
+from ..runtime.trace import Span
 from .threads import ShardThreads
 
 INSTALL_HINT = ('mtlearn.distributed needs mpi4py and an MPI library: pip install "mtlearn[mpi]" '

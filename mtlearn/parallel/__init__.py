@@ -9,12 +9,12 @@ does in one line. Every strategy returns a :class:`History` and joins every thre
 started before returning, on success, error and interrupt alike.
 """
 
+from ..runtime.threads import WorkerGroup
 from .api import STRATEGIES, describe, train
 from .history import History
 from .prefetch import Prefetcher, random_shift
 from .schedules import ideal_schedule, measured_schedule, step_window
 from .task import Histories, train_many
-from .workers import WorkerGroup
 
 __all__ = ["Histories", "History", "Prefetcher", "STRATEGIES", "WorkerGroup", "describe",
            "ideal_schedule", "measured_schedule", "random_shift", "step_window", "train",

@@ -19,11 +19,12 @@ already running in the calling thread, and in Jupyter one always is (the kernel'
 your cell). ``train`` is an ordinary blocking function, so it then runs its own loop in a
 fresh thread and joins it; the caller's loop simply waits, as it would for any strategy.
 
-Errors and Ctrl-C: a failing piece of work reaches the caller with its own traceback,
-after the other pieces of that step have finished (``gather(..., return_exceptions=True)``
-waits for all, so nothing is left running). In the main thread ``asyncio.run`` turns Ctrl-C
-into cancelling the coroutine; with the helper thread, the caller catches it while waiting,
-sets ``cancel`` (the run stops at its next step), joins the thread and re-raises it.
+Errors and Ctrl-C: a failing piece of work reaches the caller at once with its own
+traceback (``asyncio.wait(..., return_when=FIRST_EXCEPTION)`` does not wait for the other
+pieces of that step). Ctrl-C, or an error elsewhere, cancels the coroutine from outside the
+loop (``loop.call_soon_threadsafe(task.cancel)``). Either way the pool is shut down; pieces
+still running get a grace period, then are left to finish on their own (a worker stuck in a
+long numpy call cannot be stopped), and ``history.info["abandoned"]`` counts them.
 
 Trace: ``compute``, ``reduce`` and ``update`` in the pool threads (``asyncio_0``, ...);
 ``wait`` (the awaits) and ``load`` in the loop's thread.
@@ -32,12 +33,15 @@ Trace: ``compute``, ``reduce`` and ``update`` in the pool threads (``asyncio_0``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 
 import numpy as np
 
+from ..runtime.threads import GRACE, POLL
 from .base import Strategy, split_bounds
 
 
@@ -46,13 +50,29 @@ class Asyncio(Strategy):
     description = "the sync algorithm driven by an event loop: gather over a thread pool"
 
     def train(self) -> None:
-        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="asyncio") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="asyncio")
+        self.pending: set = set()                # pool work not finished yet
+        try:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:              # no loop running here: the usual case
                 asyncio.run(self.steps(pool))
             else:                             # e.g. in Jupyter: our loop needs its own thread
                 self.run_in_helper_thread(pool)
+        except BaseException as exc:
+            # After an error or Ctrl-C, pieces of work may still run (a peer stuck in a long
+            # step): wait for them a moment, then leave them to finish on their own.
+            pool.shutdown(wait=False, cancel_futures=True)
+            _, late = futures_wait(self.pending, timeout=GRACE)
+            if late:
+                self.history.info["abandoned"] = len(late)
+                exc.add_note(f"asyncio: {len(late)} piece(s) of work still running {GRACE:g} s "
+                             "after the run stopped were abandoned (their threads end when "
+                             "the step does)")
+            else:
+                pool.shutdown(wait=True)      # nothing runs: join the pool's threads
+            raise
+        pool.shutdown(wait=True)
 
     async def steps(self, pool: ThreadPoolExecutor) -> None:
         """The training loop as a coroutine: per batch, two rounds of work on the pool."""
@@ -62,7 +82,12 @@ class Asyncio(Strategy):
         grads = np.zeros((T, model.params.size), dtype=model.params.dtype)  # one row each
         total = np.empty_like(model.params)
         opts = [self.make_optimizer(model.params[lo:hi]) for lo, hi in slices]
-        loop = asyncio.get_running_loop()
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def wake() -> None:                   # abort() from another thread: stop awaiting
+            with contextlib.suppress(RuntimeError):      # the loop may be closed already
+                loop.call_soon_threadsafe(task.cancel)
+        self.on_abort(wake)
 
         def compute(k: int, xb, yb) -> float:
             lo, hi = shards[k]
@@ -83,14 +108,24 @@ class Asyncio(Strategy):
         async def on_every_worker(fn, *args) -> list:
             """``fn(k, *args)`` for k in 0..T-1 on the pool; wait for all, then raise the
             first error (in k order) if any."""
-            with tracer.span("wait"):
-                results = await asyncio.gather(
-                    *(loop.run_in_executor(pool, self.timed, fn, k, *args) for k in range(T)),
-                    return_exceptions=True)
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
-            return results
+            work = [pool.submit(self.timed, fn, k, *args) for k in range(T)]
+            self.pending.update(work)
+            waiting = {asyncio.wrap_future(w) for w in work}
+            try:
+                with tracer.span("wait"):
+                    while waiting:            # short waits: see runtime.threads.POLL
+                        done, waiting = await asyncio.wait(
+                            waiting, timeout=POLL, return_when=asyncio.FIRST_EXCEPTION)
+                        if any(f.exception() is not None for f in done):
+                            break
+            finally:
+                for f in waiting:             # leaving early: detach from the loop
+                    f.cancel()
+            for w in work:                    # the first error in k order, at once
+                if w.done() and w.exception() is not None:
+                    raise w.exception()
+            self.pending.difference_update(work)
+            return [w.result() for w in work]
 
         with self.batches() as batches:
             for xb, yb in batches:
@@ -104,31 +139,17 @@ class Asyncio(Strategy):
         c0 = time.thread_time()
         try:
             return fn(*args)
+        except BaseException as exc:
+            exc.add_note(f"raised in worker thread {threading.current_thread().name}")
+            raise
         finally:
             cpu, name = self.history.thread_cpu, threading.current_thread().name
             cpu[name] = cpu.get(name, 0.0) + time.thread_time() - c0
 
     def run_in_helper_thread(self, pool: ThreadPoolExecutor) -> None:
         """``asyncio.run(self.steps(pool))`` in a fresh thread, joined before returning."""
-        errors: list[BaseException] = []
-
-        def main() -> None:
-            c0 = time.thread_time()
-            try:
-                asyncio.run(self.steps(pool))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-                errors.append(exc)
-            finally:
-                self.history.thread_cpu["asyncio-loop"] = time.thread_time() - c0
-
-        thread = threading.Thread(target=main, name="asyncio-loop", daemon=True)
-        thread.start()
+        group = self.workers(1, lambda _: asyncio.run(self.steps(pool)), name="asyncio-loop")
         try:
-            while thread.is_alive():
-                thread.join(0.05)              # short waits keep Ctrl-C responsive
-        except BaseException:
-            self.cancel.set()                  # the coroutine stops at its next step
-            thread.join()
-            raise
-        if errors:
-            raise errors[0]
+            group.run()
+        finally:
+            self.history.thread_cpu.update(group.cpu)

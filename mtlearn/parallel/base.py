@@ -1,8 +1,19 @@
-"""What every strategy shares: argument checks, the batch plan, optimizers, the History.
+"""What every strategy shares: the run's configuration, the batch plan, optimizers, stopping.
 
 A strategy is a class with a ``name``, a one-line ``description``, the ``options`` it
 accepts (name -> default) and a ``train()`` method. ``Strategy.run()`` wraps it: BLAS
-pinned to one thread per worker, the clock, the tracer, and the ``History`` at the end.
+pinned to one thread per worker, the clock, the tracer, Ctrl-C handled safely (see
+:func:`mtlearn.runtime.threads.interrupts`), and the ``History`` at the end.
+
+How a run stops early, three ways, all ending at a step boundary or sooner:
+
+* ``cancel`` (an Event the caller passes to ``train``, e.g. a dashboard's Stop button): the
+  run stops at its next step and ``train`` *returns* the History so far, with
+  ``history.cancelled = True``;
+* an error in any thread, or Ctrl-C: :meth:`Strategy.abort` wakes every thread the run
+  started (barriers broken, queues unblocked) and the error (or ``KeyboardInterrupt``)
+  reaches the caller within about a second, even when a worker is stuck in a long step;
+* ``train_many`` stopping its other jobs when one fails: :meth:`Strategy.abort` too.
 """
 
 from __future__ import annotations
@@ -11,33 +22,38 @@ import contextlib
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import nn
-from ..trace import Tracer
+from ..runtime import checks
+from ..runtime.threads import Aborted, WorkerGroup, interrupts
+from ..runtime.trace import Tracer
+from .config import RunConfig
 from .history import History
 from .prefetch import Prefetcher
 
 
 class Cancelled(Exception):
-    """Raised by ``record_step`` once a run's ``cancel`` event is set (e.g. by ``train_many``
-    when another job failed): the strategy then stops like on any other error."""
+    """Raised by ``record_step`` once the run's ``cancel`` event is set; ``run`` turns it
+    into a normal return with ``history.cancelled = True``."""
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or TypeError/ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    """``value`` as an int >= ``minimum`` (kept for callers outside this package; new code
+    calls :func:`mtlearn.runtime.checks.integer`)."""
+    return checks.integer(name, value, min=minimum)
 
 
 def make_plan(n: int, batch_size: int, epochs: int, seed: int) -> list[np.ndarray]:
-    """The index array of every step: each epoch a seeded permutation cut into full batches
-    (a last partial batch is dropped, so every step has exactly ``batch_size`` samples)."""
+    """The index array of every step: each epoch a seeded permutation cut into full batches.
+
+    **The rule for the last partial batch, everywhere in mtlearn:** it is dropped, so every
+    step has exactly ``batch_size`` samples and every strategy (and every worker count)
+    makes exactly the same steps; each epoch reshuffles, so no sample is left out for long.
+    """
     rng = np.random.default_rng(seed)
     per_epoch = n // batch_size
     plan = []
@@ -54,7 +70,11 @@ def split_bounds(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 class Strategy:
-    """Base class of the training strategies (see the module docstring)."""
+    """Base class of the training strategies (see the module docstring).
+
+    Built by :func:`parallel.api.prepare` from a checked :class:`RunConfig`; the config's
+    fields are also available as attributes (``self.threads``, ``self.batch_size``, ...).
+    """
 
     name = "base"
     description = ""
@@ -62,36 +82,74 @@ class Strategy:
     #: strategies that split each batch need batch_size >= threads
     splits_batch = True
 
-    def __init__(self, model, loss, X, y, *, threads=1, epochs=1, batch_size=64, lr=0.05,
-                 seed=0, optimizer=None, prefetch=0, augment=None, check_finite=True,
-                 trace=True, blas_threads=1, **options):
+    def __init__(self, model, loss, X, y, config: RunConfig | None = None, **fields):
+        if config is None:           # keyword form, for strategies built outside prepare()
+            options = {k: fields.pop(k) for k in list(fields) if k in type(self).options}
+            config = RunConfig(strategy=self.name, options=options, **fields)
+        self.config = config
         self.model, self.loss, self.X, self.y = model, loss, X, y
-        self.threads, self.epochs, self.batch_size = threads, epochs, batch_size
-        self.lr, self.seed, self.prefetch, self.augment = lr, seed, prefetch, augment
-        self.optimizer_factory = optimizer
-        self.check_finite, self.blas_threads = check_finite, blas_threads
-        self.opts = {**type(self).options, **options}
-        self.tracer = Tracer(enabled=trace)
-        self.plan = make_plan(len(X), batch_size, epochs, seed)
-        self.history = History(self.name, threads)
-        self.cancel = threading.Event()        # set from any thread: stop at the next step
+        self.threads, self.epochs, self.batch_size = config.threads, config.epochs, \
+            config.batch_size
+        self.lr, self.seed, self.prefetch = config.lr, config.seed, config.prefetch
+        self.augment, self.optimizer_factory = config.augment, config.optimizer
+        self.check_finite, self.blas_threads = config.check_finite, config.blas_threads
+        self.opts = {**type(self).options, **config.options}
+        self.tracer = Tracer(enabled=config.trace)
+        self.plan = make_plan(len(X), config.batch_size, config.epochs, config.seed)
+        self.steps_per_epoch = len(self.plan) // config.epochs
+        self.history = History(self.name, config.threads, config=config.describe())
+        self.cancel = config.cancel if config.cancel is not None else threading.Event()
+        self.stopped = False                   # set by abort(): the run is being torn down
+        self._on_abort: list[Callable[[], None]] = []
+        self._abort_lock = threading.Lock()
         self._t0 = 0.0
 
     # -- pieces strategies use -----------------------------------------------------------
     def make_optimizer(self, params: np.ndarray) -> nn.Optimizer:
         """The optimizer for ``params`` (the whole flat vector or a slice of it): the
-        ``optimizer`` factory given to ``train``, or plain SGD with ``lr``. Optimizers work
-        element-wise, so one per slice updates exactly as one for the whole vector."""
+        ``optimizer`` factory given to ``train``, or plain SGD with ``lr`` (the one default
+        optimizer of mtlearn). Optimizers work element-wise, so one per slice updates exactly
+        as one for the whole vector."""
         if self.optimizer_factory is None:
             return nn.SGD(params, lr=self.lr)
         return self.optimizer_factory(params)
+
+    def workers(self, n: int, target: Callable[[int], None], on_abort=(),
+                name: str | None = None) -> WorkerGroup:
+        """A :class:`WorkerGroup` of ``n`` threads named after the strategy, which
+        :meth:`abort` shuts down along with everything else the run started."""
+        group = WorkerGroup(n, target, name or self.name, on_abort=list(on_abort))
+        self.on_abort(group.abort)
+        return group
+
+    def on_abort(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the run is aborted (at once if it already was)."""
+        with self._abort_lock:
+            if not self.stopped:
+                self._on_abort.append(callback)
+                return
+        callback()
+
+    def abort(self) -> None:
+        """Stop the run from any thread (not from a signal handler): every registered group
+        and prefetcher is woken; the run ends with the error that caused the abort, or
+        ``KeyboardInterrupt``, or :class:`Aborted`."""
+        with self._abort_lock:
+            if self.stopped:
+                return
+            self.stopped = True
+            callbacks = list(self._on_abort)
+        for callback in callbacks:
+            callback()
 
     def batches(self):
         """Context manager giving an iterator over ``(xb, yb)`` for every step of the plan:
         from a :class:`Prefetcher` thread when ``prefetch > 0``, else loaded on demand."""
         if self.prefetch:
-            return Prefetcher(self.X, self.y, self.plan, self.prefetch, self.augment,
-                              self.seed, self.tracer)
+            prefetcher = Prefetcher(self.X, self.y, self.plan, self.prefetch, self.augment,
+                                    self.seed, self.tracer)
+            self.on_abort(prefetcher.abort)
+            return prefetcher
         return contextlib.nullcontext(self._load_each())
 
     def _load_each(self):
@@ -105,15 +163,25 @@ class Strategy:
 
     def record_step(self, loss: float) -> None:
         """Append one step's loss; stop on NaN/inf unless ``check_finite=False``; raise
-        :class:`Cancelled` if ``cancel`` was set (every strategy calls this once a step)."""
+        :class:`Cancelled` if ``cancel`` was set and :class:`Aborted` if the run was
+        aborted; call the ``on_step``/``on_epoch`` callbacks. Every strategy calls this once
+        a step (from the thread that finished the step)."""
         step = len(self.history.losses)
+        if self.stopped:
+            raise Aborted(f"{self.name}: stopped at step {step}")
         if self.cancel.is_set():
             raise Cancelled(f"{self.name}: cancelled at step {step}")
         self.history.losses.append(float(loss))
         self.history.step_times.append(time.perf_counter() - self._t0)
         if self.check_finite and not math.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss} at step {step}: training diverged "
-                                     "(lower lr, or pass check_finite=False to go on)")
+            raise FloatingPointError(
+                f"the loss is {loss} at step {step}: training diverged (the data were checked "
+                "and are finite, so lower lr, or pass check_finite=False to go on)")
+        config = self.config
+        if config.on_step is not None:
+            config.on_step(step + 1, float(loss))
+        if config.on_epoch is not None and (step + 1) % self.steps_per_epoch == 0:
+            config.on_epoch((step + 1) // self.steps_per_epoch, self.history)
 
     # -- the template --------------------------------------------------------------------
     def train(self) -> None:  # pragma: no cover - interface
@@ -124,14 +192,21 @@ class Strategy:
         limits = (threadpool_limits(limits=self.blas_threads, user_api="blas")
                   if self.blas_threads else contextlib.nullcontext())
         c0 = time.thread_time()
-        with limits:
+        h = self.history
+        with limits, interrupts(self.abort):
             self._t0 = time.perf_counter()
             self.tracer.origin = self._t0
             try:
                 self.train()
+            except Cancelled:
+                if self.stopped or not self.cancel.is_set():
+                    raise
+                h.cancelled = True
+            except BaseException:
+                self.abort()                   # whatever the strategy left running
+                raise
             finally:
-                h = self.history
                 h.wall_time = time.perf_counter() - self._t0
                 h.thread_cpu = {"main": time.thread_time() - c0, **h.thread_cpu}
                 h.trace = self.tracer.spans()
-        return self.history
+        return h

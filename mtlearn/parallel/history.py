@@ -1,10 +1,11 @@
-"""What a training run measured: the ``History`` every strategy returns."""
+"""What a training run measured, and how it was made: the ``History`` every strategy returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..trace import Span
+from ..runtime import info as info_module
+from ..runtime.trace import Span
 
 
 @dataclass
@@ -22,6 +23,11 @@ class History:
         ``wait``, ``reduce``, ``update``
     thread_cpu : dict thread name -> CPU seconds that thread used during the call
     info : dict of strategy-specific measurements (e.g. ``staleness`` for Hogwild)
+    config : dict, how the run was made (``RunConfig.describe()``: strategy, threads, lr,
+        batch_size, epochs, seed, optimizer, ...)
+    machine : dict, where it ran (``mtlearn.info.machine_info()``: cores, Python build, GIL,
+        numpy, BLAS)
+    cancelled : bool, True when the caller's ``cancel`` event stopped the run early
     """
 
     strategy: str
@@ -32,6 +38,9 @@ class History:
     trace: list[Span] = field(default_factory=list)
     thread_cpu: dict[str, float] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    machine: dict = field(default_factory=info_module.machine_info)
+    cancelled: bool = False
 
     @property
     def steps(self) -> int:
@@ -63,9 +72,19 @@ class History:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """Plain data (JSON-ready)."""
+        """Plain data (JSON-ready); :meth:`from_dict` reads it back."""
         return {"strategy": self.strategy, "threads": self.threads, "losses": self.losses,
                 "step_times": self.step_times, "wall_time": self.wall_time,
                 "trace": [list(s) for s in self.trace], "thread_cpu": self.thread_cpu,
                 "info": {k: v for k, v in self.info.items()
-                         if isinstance(v, (int, float, str, list, dict))}}
+                         if isinstance(v, int | float | str | list | dict | bool | None)},
+                "config": self.config, "machine": self.machine, "cancelled": self.cancelled}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        """The :class:`History` that :meth:`to_dict` wrote (e.g. after ``json.load``)."""
+        return cls(strategy=d["strategy"], threads=d["threads"], losses=list(d["losses"]),
+                   step_times=list(d["step_times"]), wall_time=d["wall_time"],
+                   trace=[Span(*s) for s in d["trace"]], thread_cpu=dict(d["thread_cpu"]),
+                   info=dict(d["info"]), config=dict(d.get("config", {})),
+                   machine=dict(d.get("machine", {})), cancelled=d.get("cancelled", False))

@@ -48,7 +48,6 @@ import threading
 import numpy as np
 
 from .base import Strategy
-from .workers import WorkerGroup
 
 
 class Hogwild(Strategy):
@@ -72,39 +71,53 @@ class Hogwild(Strategy):
         state = {"applied": 0}                 # updates applied so far, by all workers
         updates = [0] * self.threads
 
-        def worker(k: int) -> None:
-            grads = np.empty_like(model.params)          # this worker's own gradient buffer
-            while not group.stop.is_set():
-                with feed_lock:
-                    batch = next(feed, None)
-                if batch is None:
-                    return
-                xb, yb = batch
-                seen = state["applied"]                  # the parameters as they are now
-                with tracer.span("compute"):
-                    loss, g, _ = model.loss_and_grads(self.loss, xb, yb, grads=grads)
-                guard = _holding(update_lock, tracer) if update_lock else contextlib.nullcontext()
-                with guard, tracer.span("update"):
-                    opt.step(g)                          # params -= lr * g, in place
-                with book_lock:
-                    staleness.append(state["applied"] - seen)
-                    state["applied"] += 1
-                    updates[k] += 1
-                    self.record_step(loss)
+        # One gate per worker, held around its update: once the run has stopped, the caller
+        # takes every gate once, so no worker (even one abandoned mid-step) can change
+        # model.params after train() has returned or raised.
+        gates = [threading.Lock() for _ in range(self.threads)]
+        stop = threading.Event()               # set when the run ends, however it ends
 
-        group = WorkerGroup(self.threads, worker, "hogwild")
-        try:
-            with self.batches() as batches:
-                feed = iter(batches)
+        with self.batches() as batches:
+            feed = iter(batches)
+
+            def worker(k: int) -> None:
+                grads = np.empty_like(model.params)      # this worker's own gradient buffer
+                while True:
+                    with feed_lock:
+                        batch = next(feed, None)
+                    if batch is None:
+                        return
+                    xb, yb = batch
+                    seen = state["applied"]              # the parameters as they are now
+                    with tracer.span("compute"):
+                        loss, g, _ = model.loss_and_grads(self.loss, xb, yb, grads=grads)
+                    guard = (_holding(update_lock, tracer) if update_lock
+                             else contextlib.nullcontext())
+                    with gates[k], guard, tracer.span("update"):
+                        if stop.is_set():
+                            return                       # the run is over: change nothing
+                        opt.step(g)                      # params -= lr * g, in place
+                    with book_lock:
+                        staleness.append(state["applied"] - seen)
+                        state["applied"] += 1
+                        updates[k] += 1
+                        self.record_step(loss)
+
+            group = self.workers(self.threads, worker, on_abort=[stop.set])
+            try:
                 group.run()
-        finally:
-            self.history.thread_cpu.update(group.cpu)
-            info = self.history.info
-            info["lock"] = lock
-            info["staleness"] = staleness
-            info["staleness_mean"] = float(np.mean(staleness)) if staleness else 0.0
-            info["staleness_max"] = max(staleness, default=0)
-            info["updates_per_thread"] = updates
+            finally:
+                stop.set()
+                for gate in gates:                       # wait out any update in progress
+                    if gate.acquire(timeout=1.0):
+                        gate.release()
+        self.history.thread_cpu.update(group.cpu)
+        info = self.history.info
+        info["lock"] = lock
+        info["staleness"] = staleness
+        info["staleness_mean"] = float(np.mean(staleness)) if staleness else 0.0
+        info["staleness_max"] = max(staleness, default=0)
+        info["updates_per_thread"] = updates
 
 
 @contextlib.contextmanager

@@ -2,12 +2,11 @@
 
 The data-parallel strategies call ``model.loss_and_grads`` and never look inside the model.
 ``pipeline`` (a run of layers per thread) and ``tensor`` (every layer split across threads)
-have to drive the layers themselves; these are the three small pieces they share.
+have to drive the layers themselves; these are two small pieces they share (the third,
+stepping back through one layer with or without its input gradient, is ``nn.backward_of``).
 """
 
 from __future__ import annotations
-
-import inspect
 
 import numpy as np
 
@@ -22,14 +21,6 @@ def layer_slots(model) -> list[list[tuple[str, slice]]]:
     for i, name, sl in model.param_slices():
         slots[i].append((name, sl))
     return slots
-
-
-def backward(layer, dout: np.ndarray, cache, need_dx: bool = True):
-    """``layer.backward(dout, cache)``; with ``need_dx=False`` the input gradient is skipped
-    where the layer supports it (the model's first layer: its input is the data)."""
-    if not need_dx and "need_dx" in inspect.signature(layer.backward).parameters:
-        return layer.backward(dout, cache, need_dx=False)
-    return layer.backward(dout, cache)
 
 
 def probe(model, x: np.ndarray) -> list[np.ndarray]:

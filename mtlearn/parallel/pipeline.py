@@ -49,9 +49,11 @@ import queue
 
 import numpy as np
 
-from .base import Strategy, check_int, split_bounds
-from .layerwise import backward, layer_slots, probe
-from .workers import Aborted, WorkerGroup
+from ..nn import backward_of as backward
+from ..runtime import checks
+from ..runtime.threads import Aborted, get
+from .base import Strategy, split_bounds
+from .layerwise import layer_slots, probe
 
 SCHEDULES = ("gpipe", "1f1b")
 _END = object()      # no more batches: passed down the pipeline, stage to stage
@@ -131,18 +133,18 @@ class Pipeline(Strategy):
     options = {"stages": None, "micro_batches": None, "schedule": "gpipe"}
     splits_batch = False       # the batch is split into micro-batches, not across threads
 
-    def __init__(self, model, loss, X, y, **kw):
-        super().__init__(model, loss, X, y, **kw)
+    def __init__(self, model, loss, X, y, config=None, **kw):
+        super().__init__(model, loss, X, y, config, **kw)
         n_layers = len(model.layers)
         stages, micro, kind = (self.opts[o] for o in ("stages", "micro_batches", "schedule"))
         if stages is None:
             stages = min(self.threads, n_layers)
-        stages = check_int("stages", stages)
+        stages = checks.integer("stages", stages, min=1)
         if stages > n_layers:
             raise ValueError(f"stages must be <= the number of layers ({n_layers}), got {stages}")
         if micro is None:
             micro = min(4, self.batch_size)
-        micro = check_int("micro_batches", micro)
+        micro = checks.integer("micro_batches", micro, min=1)
         if micro > self.batch_size:
             raise ValueError(f"micro_batches must be <= batch_size ({self.batch_size}), "
                              f"got {micro}")
@@ -169,7 +171,7 @@ class Pipeline(Strategy):
 
         def receive(q: queue.Queue):
             with tracer.span("wait"):
-                item = q.get()
+                item = get(q)
             if item is _ABORT or group.stop.is_set():
                 raise Aborted
             return item
@@ -236,7 +238,7 @@ class Pipeline(Strategy):
                 if last:
                     losses.put(step_loss)
 
-        group = WorkerGroup(K, stage, "pipeline", on_abort=[unblock])
+        group = self.workers(K, stage, on_abort=[unblock])
         with group, self.batches() as batches:
             for xb, yb in batches:
                 for lo, hi in micro:

@@ -14,7 +14,10 @@ import threading
 
 import numpy as np
 
+from ..runtime.threads import Aborted, get
+
 _END = object()
+_ABORTED = object()   # put by abort(): the consumer stops at once
 
 
 class Prefetcher:
@@ -70,9 +73,11 @@ class Prefetcher:
 
     def __iter__(self):
         while True:
-            item = self._queue.get()
+            item = get(self._queue)
             if item is _END:
                 return
+            if item is _ABORTED:
+                raise Aborted("prefetch: the run was stopped")
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -80,6 +85,14 @@ class Prefetcher:
     def start(self) -> Prefetcher:
         self._thread.start()
         return self
+
+    def abort(self) -> None:
+        """Stop the producer and wake a consumer waiting for a batch (from any thread)."""
+        self._stop.set()
+        try:
+            self._queue.put_nowait(_ABORTED)
+        except queue.Full:                  # the consumer is not waiting: it has batches
+            pass
 
     def close(self) -> None:
         """Stop the producer and wait for it (safe to call twice)."""

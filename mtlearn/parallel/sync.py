@@ -15,12 +15,10 @@ The main thread only hands out batches and records the loss::
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
+from ..runtime.threads import Barrier
 from .base import Strategy, split_bounds
-from .workers import WorkerGroup
 
 
 class Sync(Strategy):
@@ -34,9 +32,9 @@ class Sync(Strategy):
         grads = np.zeros((T, model.params.size), dtype=model.params.dtype)  # one row each
         total = np.empty_like(model.params)
         shard_loss = [0.0] * T
-        start = threading.Barrier(T + 1)       # workers + main: a batch is ready
-        mid = threading.Barrier(T)             # all shard gradients are in
-        end = threading.Barrier(T + 1)         # all slices are updated
+        start = Barrier(T + 1)       # workers + main: a batch is ready
+        mid = Barrier(T)             # all shard gradients are in
+        end = Barrier(T + 1)         # all slices are updated
         state = {"batch": None}
 
         def worker(k: int) -> None:
@@ -64,7 +62,7 @@ class Sync(Strategy):
                 with tracer.span("wait"):
                     end.wait()
 
-        group = WorkerGroup(T, worker, "sync", on_abort=[start.abort, mid.abort, end.abort])
+        group = self.workers(T, worker, on_abort=[start.abort, mid.abort, end.abort])
         with group, self.batches() as batches:
             for batch in batches:
                 state["batch"] = batch

@@ -44,9 +44,10 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from threadpoolctl import threadpool_limits
 
-from ..trace import Span
+from ..runtime import checks
+from ..runtime.threads import GRACE, POLL, interrupts
+from ..runtime.trace import Span
 from .api import prepare
-from .base import check_int
 from .history import History
 
 
@@ -103,9 +104,9 @@ def train_many(jobs, threads: int | None = None, *, blas_threads: int | None = 1
     names, runners = check_jobs(jobs)
     if threads is None:
         threads = min(len(runners), os.cpu_count() or 1)
-    threads = check_int("threads", threads)
+    threads = checks.workers("threads", threads)
     if blas_threads is not None:
-        blas_threads = check_int("blas_threads", blas_threads)
+        blas_threads = checks.workers("blas_threads", blas_threads)
     limits = (threadpool_limits(limits=blas_threads, user_api="blas")
               if blas_threads else contextlib.nullcontext())
     ran_on = [""] * len(runners)               # the pool thread that ran each job
@@ -116,7 +117,7 @@ def train_many(jobs, threads: int | None = None, *, blas_threads: int | None = 1
         for f in futures:
             f.cancel()                         # jobs not started yet never start
         for runner in runners:
-            runner.cancel.set()                # running ones stop at their next step
+            runner.abort()                     # running ones stop now (or at their next step)
 
     def run_job(i: int) -> History:
         ran_on[i] = threading.current_thread().name
@@ -127,17 +128,26 @@ def train_many(jobs, threads: int | None = None, *, blas_threads: int | None = 1
             stop_all()
             raise
 
-    with limits, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="train_many") as pool:
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="train_many")
+    with limits, interrupts(stop_all):
         t0 = time.perf_counter()
         try:
             for i in range(len(runners)):
                 futures.append(pool.submit(run_job, i))
             pending = futures
-            while pending and not failed:      # short waits keep Ctrl-C responsive
-                _, pending = wait(pending, timeout=0.05, return_when=FIRST_EXCEPTION)
-        except BaseException:                  # Ctrl-C: stop the jobs, join them, re-raise
-            stop_all()
-            raise
+            while pending and not failed:      # short waits: see runtime.threads.POLL
+                _, pending = wait(pending, timeout=POLL, return_when=FIRST_EXCEPTION)
+        finally:
+            late: set = set()
+            if failed or not all(f.done() for f in futures):
+                stop_all()                     # an error or Ctrl-C: stop every job
+                pool.shutdown(wait=False, cancel_futures=True)
+                _, late = wait(futures, timeout=GRACE)   # each job's own grace, and ours
+                if late and failed:
+                    failed[0][1].add_note(f"train_many: {len(late)} job(s) still running "
+                                          f"{GRACE:g} s after the stop were abandoned")
+            if not late:
+                pool.shutdown(wait=True)       # join the pool's threads
     wall_time = time.perf_counter() - t0       # the pool has joined its threads
     if failed:
         i, exc = failed[0]

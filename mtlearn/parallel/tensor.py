@@ -45,9 +45,10 @@ import threading
 import numpy as np
 
 from .. import nn
+from ..nn import backward_of as backward
+from ..runtime.threads import Barrier
 from .base import Strategy, split_bounds
-from .layerwise import backward, layer_slots, probe
-from .workers import WorkerGroup
+from .layerwise import layer_slots, probe
 
 
 def is_split(layer) -> bool:
@@ -125,8 +126,8 @@ class Tensor(Strategy):
     description = "tensor model parallel: each Conv2D/Dense split over threads, a barrier a layer"
     splits_batch = False        # the layers are split, not the batch
 
-    def __init__(self, model, loss, X, y, **kw):
-        super().__init__(model, loss, X, y, **kw)
+    def __init__(self, model, loss, X, y, config=None, **kw):
+        super().__init__(model, loss, X, y, config, **kw)
         # A dry run on one sample (before any thread) gives every layer's output shape.
         self.outputs = [(out.shape[1:], out.dtype) for out in probe(model, X[:1])]
 
@@ -156,9 +157,9 @@ class Tensor(Strategy):
         partials = [[None] * T for _ in range(L)]        # [layer][worker] -> partial dx
         grads = np.empty_like(model.params)
         rows = split_bounds(B, T)                         # batch rows each worker reduces
-        start = threading.Barrier(T + 1)                  # workers + main: a batch is ready
-        layer_done = threading.Barrier(T)                 # one sync point, reused
-        end = threading.Barrier(T + 1)                    # all slices are updated
+        start = Barrier(T + 1)                  # workers + main: a batch is ready
+        layer_done = Barrier(T)                 # one sync point, reused
+        end = Barrier(T + 1)                    # all slices are updated
         barriers = [0] * T
         state: dict = {"batch": None}
 
@@ -225,8 +226,7 @@ class Tensor(Strategy):
                         opt.step(grads[sl])
                 sync(end)
 
-        group = WorkerGroup(T, worker, "tensor",
-                            on_abort=[start.abort, layer_done.abort, end.abort])
+        group = self.workers(T, worker, on_abort=[start.abort, layer_done.abort, end.abort])
         with group, self.batches() as batches:
             for batch in batches:
                 state["batch"] = batch

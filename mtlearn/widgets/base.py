@@ -166,11 +166,14 @@ class StoppableTraining:
         try:
             if self._stop.is_set():          # Stop pressed before this run started
                 raise Stopped
-            return strategy.run()
+            history = strategy.run()
         except Cancelled:
             raise Stopped from None
         finally:
             self._current = None
+        if history.cancelled:
+            raise Stopped
+        return history
 
     def stop(self) -> None:
         self._stop.set()                     # first: a run starting now sees it

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import ipywidgets as W
 
-from .. import info, parallel, viz
+from .. import parallel, viz
 from ..experiments import (
     MODELS,
     SAMPLES,
@@ -39,6 +39,7 @@ from ..experiments import (
     step_durations,
 )
 from ..parallel import History
+from ..runtime import info
 from .base import Dashboard
 
 BATCH_SIZES = (32, 64, 128, 256, 512)

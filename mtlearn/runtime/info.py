@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import platform
 import sys
@@ -40,7 +42,16 @@ def blas_info() -> list[dict]:
 
 
 def machine_info() -> dict:
-    """Cores, Python version and build, GIL state, numpy version and BLAS, as a dict."""
+    """Cores, Python version and build, GIL state, numpy version and BLAS, as a dict.
+
+    Read once per process (threadpoolctl's scan of the loaded libraries takes milliseconds,
+    and every ``History`` carries these facts); ``gil_enabled`` is read afresh each call.
+    """
+    return {**copy.deepcopy(_machine_info()), "gil_enabled": gil_enabled()}
+
+
+@functools.cache
+def _machine_info() -> dict:
     import numpy
 
     return {
