@@ -137,9 +137,13 @@ class Sequential(Layer):
     def forward(self, x: np.ndarray):
         """Run every layer. ``x`` is the first layer's input -> ``(out, cache)``."""
         caches = []
-        for layer in self.layers:
-            x, cache = layer.forward(x)
-            caches.append(cache)
+        try:
+            for i, layer in enumerate(self.layers):
+                x, cache = layer.forward(x)
+                caches.append(cache)
+        except Exception as exc:
+            _note_layer(exc, "forward", i, layer)
+            raise
         return x, caches
 
     def backward(self, dout: np.ndarray, cache, need_dx: bool = True, *,
@@ -158,11 +162,15 @@ class Sequential(Layer):
                              f"got {np.shape(grads)}")
         for i in range(len(self.layers) - 1, -1, -1):
             layer, need = self.layers[i], need_dx or i > 0
-            if isinstance(layer, Sequential):      # writes its gradient into its own piece
-                a, b = self._spans[i]
-                dout, _ = layer.backward(dout, cache[i], need, grads=grads[a:b])
-                continue
-            dout, g = backward_of(layer, dout, cache[i], need)
+            try:
+                if isinstance(layer, Sequential):      # writes its gradient into its own piece
+                    a, b = self._spans[i]
+                    dout, _ = layer.backward(dout, cache[i], need, grads=grads[a:b])
+                    continue
+                dout, g = backward_of(layer, dout, cache[i], need)
+            except Exception as exc:
+                _note_layer(exc, "backward", i, layer)
+                raise
             for name, a, b, _ in self._by_layer[i]:
                 grads[a:b] = np.ravel(g[name])
         return dout, grads
@@ -196,3 +204,9 @@ class Sequential(Layer):
 def _arrays_of(layer) -> dict[str, np.ndarray]:
     """A layer's parameter arrays by name, in the order they go into the flat vector."""
     return layer.named_params() if isinstance(layer, Sequential) else layer.params
+
+
+def _note_layer(exc: Exception, phase: str, index: int, layer) -> None:
+    """Say which layer failed, once per model level (a worker's error then names both the
+    thread and the layer)."""
+    exc.add_note(f"in the {phase} pass of layer {index} ({type(layer).__name__}) of the model")

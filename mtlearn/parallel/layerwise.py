@@ -2,7 +2,7 @@
 
 The data-parallel strategies call ``model.loss_and_grads`` and never look inside the model.
 ``pipeline`` (a run of layers per thread) and ``tensor`` (every layer split across threads)
-have to drive the layers themselves; these are two small pieces they share (the third,
+have to drive the layers themselves; these are small pieces they share (the third,
 stepping back through one layer with or without its input gradient, is ``nn.backward_of``).
 """
 
@@ -32,3 +32,13 @@ def probe(model, x: np.ndarray) -> list[np.ndarray]:
         x, _ = layer.forward(x)
         outs.append(x)
     return outs
+
+
+def refuse_nested(model, strategy: str) -> None:
+    """Model-parallel strategies step through ``model.layers`` one by one, so a model nested
+    inside the model (its gradient is one flat vector, not named arrays) is refused."""
+    for i, layer in enumerate(model.layers):
+        if hasattr(layer, "layers"):
+            raise ValueError(f"strategy {strategy!r} steps through the model's layers one by "
+                             f"one; layer {i} is a nested model ({type(layer).__name__}): "
+                             "flatten it into one nn.Sequential")

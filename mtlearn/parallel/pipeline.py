@@ -43,6 +43,7 @@ formula), ``stage_busy`` (seconds of work per stage: the formula assumes them eq
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import queue
@@ -53,7 +54,7 @@ from ..nn import backward_of as backward
 from ..runtime import checks
 from ..runtime.threads import Aborted, get
 from .base import Strategy, split_bounds
-from .layerwise import layer_slots, probe
+from .layerwise import layer_slots, probe, refuse_nested
 
 SCHEDULES = ("gpipe", "1f1b")
 _END = object()      # no more batches: passed down the pipeline, stage to stage
@@ -135,6 +136,7 @@ class Pipeline(Strategy):
 
     def __init__(self, model, loss, X, y, config=None, **kw):
         super().__init__(model, loss, X, y, config, **kw)
+        refuse_nested(model, self.name)
         n_layers = len(model.layers)
         stages, micro, kind = (self.opts[o] for o in ("stages", "micro_batches", "schedule"))
         if stages is None:
@@ -154,99 +156,20 @@ class Pipeline(Strategy):
         self.cuts = balanced_cuts(layer_costs(model, X[:1]), stages)
 
     def train(self) -> None:
-        K, M, B = self.stages, self.micro_batches, self.batch_size
-        model, tracer = self.model, self.tracer
-        micro = split_bounds(B, M)
-        share = [(hi - lo) / B for lo, hi in micro]     # micro-batch mean -> batch mean
-        slots = layer_slots(model)
-        grads = np.empty_like(model.params)
-        acts = [queue.Queue() for _ in range(K)]        # into stage k: (activation, labels)
-        back = [queue.Queue() for _ in range(K)]        # into stage k: gradient from k+1
-        losses: queue.Queue = queue.Queue()              # last stage -> main: each step's loss
-        peak_live = [0] * K
-
-        def unblock() -> None:
-            for q in (*acts, *back, losses):
-                q.put(_ABORT)
-
-        def receive(q: queue.Queue):
-            with tracer.span("wait"):
-                item = get(q)
-            if item is _ABORT or group.stop.is_set():
-                raise Aborted
-            return item
-
-        def stage(k: int) -> None:
-            lo, hi = self.cuts[k]
-            first, last = k == 0, k == K - 1
-            mine = [sl for layer in slots[lo:hi] for _, sl in layer]   # this stage's params
-            plo, phi = (mine[0].start, mine[-1].stop) if mine else (0, 0)
-            opt = self.make_optimizer(model.params[plo:phi]) if phi > plo else None
-            caches: dict[int, tuple] = {}           # micro-batch -> what its backward needs
-            step_loss = 0.0
-
-            def forward_micro(i: int, x, y) -> None:
-                nonlocal step_loss
-                layer_caches = []
-                for layer in model.layers[lo:hi]:
-                    x, cache = layer.forward(x)
-                    layer_caches.append(cache)
-                if last:                            # the loss is the last stage's last layer
-                    value, loss_cache = self.loss.forward(x, y)
-                    step_loss += value * share[i]
-                    caches[i] = (layer_caches, loss_cache)
-                else:
-                    acts[k + 1].put((x, y))
-                    caches[i] = (layer_caches, None)
-                peak_live[k] = max(peak_live[k], len(caches))
-
-            def backward_micro(i: int, dout) -> None:
-                layer_caches, loss_cache = caches.pop(i)
-                if last:
-                    dout = self.loss.backward(loss_cache)
-                    dout *= share[i]                # micro-batch mean -> its share of the batch's
-                for j in range(hi - 1, lo - 1, -1):
-                    dout, g = backward(model.layers[j], dout, layer_caches[j - lo],
-                                       need_dx=j > 0)
-                    for name, sl in slots[j]:       # micro-batches in order: the same sums
-                        if i == 0:
-                            grads[sl] = np.ravel(g[name])
-                        else:
-                            grads[sl] += np.ravel(g[name])
-                if not first:
-                    back[k - 1].put(dout)
-
-            ops = schedule(k, K, M, self.schedule)
-            while True:                             # one batch per turn
-                step_loss = 0.0
-                for op, i in ops:
-                    if op == "F":
-                        item = receive(acts[k])
-                        if item is _END:            # comes in place of a batch's first input
-                            if not last:
-                                acts[k + 1].put(_END)
-                            return
-                        with tracer.span("forward"):
-                            forward_micro(i, *item)
-                    else:
-                        dout = None if last else receive(back[k])
-                        with tracer.span("backward"):
-                            backward_micro(i, dout)
-                if opt is not None:
-                    with tracer.span("update"):
-                        opt.step(grads[plo:phi])
-                if last:
-                    losses.put(step_loss)
-
-        group = self.workers(K, stage, on_abort=[unblock])
+        K, B = self.stages, self.batch_size
+        micro = split_bounds(B, self.micro_batches)
+        links = Links(K, np.empty_like(self.model.params))
+        stages = [Stage(self, links, k, micro) for k in range(K)]
+        group = self.workers(K, lambda k: stages[k].run(), on_abort=[links.unblock])
+        links.group = group
         with group, self.batches() as batches:
             for xb, yb in batches:
                 for lo, hi in micro:
-                    acts[0].put((xb[lo:hi], yb[lo:hi]))
-                self.record_step(receive(losses))
-            acts[0].put(_END)
+                    links.acts[0].put((xb[lo:hi], yb[lo:hi]))
+                self.record_step(links.receive(links.losses))
+            links.acts[0].put(_END)
         self.history.thread_cpu.update(group.cpu)
-        self._record_info(peak_live)
+        self._record_info([stage.peak_live for stage in stages])
 
     def _record_info(self, peak_live: list[int]) -> None:
         K, M = self.stages, self.micro_batches
@@ -265,3 +188,120 @@ class Pipeline(Strategy):
         # bubble exceeds the formula, which assumes equal ones.
         info["stage_busy"] = [sum(s.end - s.start for s in spans if s.thread == f"pipeline-{k}"
                                   and s.kind in ("forward", "backward")) for k in range(K)]
+
+
+class Links:
+    """The queues between the threads: activations into each stage, gradients into each
+    stage from the next one, and each step's loss from the last stage to the main thread."""
+
+    def __init__(self, stages: int, grads: np.ndarray):
+        self.grads = grads          # the flat gradient: each stage writes only its own slice
+        self.acts = [queue.Queue() for _ in range(stages)]    # into stage k: (x, y)
+        self.back = [queue.Queue() for _ in range(stages)]    # into stage k: dout from k+1
+        self.losses: queue.Queue = queue.Queue()
+        self.group = None
+
+    def unblock(self) -> None:
+        """The group is shutting down: wake whoever waits on a queue."""
+        for q in (*self.acts, *self.back, self.losses):
+            q.put(_ABORT)
+
+    def receive(self, q: queue.Queue, tracer=None):
+        """The next item of ``q`` (traced as ``wait``); Aborted if the group is stopping."""
+        with (tracer.span("wait") if tracer is not None else contextlib.nullcontext()):
+            item = get(q)
+        if item is _ABORT or (self.group is not None and self.group.stop.is_set()):
+            raise Aborted
+        return item
+
+
+class Stage:
+    """Stage ``k`` of the pipeline: layers ``lo:hi`` of the model on one thread. Each turn
+    of :meth:`run` is one batch: the schedule's forwards and backwards of its micro-batches,
+    then one optimizer step on the stage's own slice of the parameters."""
+
+    def __init__(self, strategy: Pipeline, links: Links, k: int, micro: list[tuple[int, int]]):
+        self.strategy, self.links, self.k = strategy, links, k
+        self.model, self.tracer, self.loss = strategy.model, strategy.tracer, strategy.loss
+        K, B = strategy.stages, strategy.batch_size
+        self.lo, self.hi = strategy.cuts[k]
+        self.first, self.last = k == 0, k == K - 1
+        self.share = [(hi - lo) / B for lo, hi in micro]   # micro-batch mean -> batch mean
+        self.ops = schedule(k, K, strategy.micro_batches, strategy.schedule)
+        self.slots = layer_slots(self.model)
+        mine = [sl for layer in self.slots[self.lo:self.hi] for _, sl in layer]
+        self.plo, self.phi = (mine[0].start, mine[-1].stop) if mine else (0, 0)
+        self.opt = (strategy.make_optimizer(self.model.params[self.plo:self.phi])
+                    if self.phi > self.plo else None)
+        self.grads = links.grads
+        self.caches: dict[int, tuple] = {}                  # micro-batch -> its backward's needs
+        self.peak_live = 0
+        self.step_loss = 0.0
+
+    def run(self) -> None:
+        links, k = self.links, self.k
+        while True:                                         # one batch per turn
+            self.step_loss = 0.0
+            for op, i in self.ops:
+                if op == "F":
+                    item = links.receive(links.acts[k], self.tracer)
+                    if item is _END:                # comes in place of a batch's first input
+                        if not self.last:
+                            links.acts[k + 1].put(_END)
+                        return
+                    with self.tracer.span("forward"):
+                        self.forward(i, *item)
+                else:
+                    dout = None if self.last else links.receive(links.back[k], self.tracer)
+                    with self.tracer.span("backward"):
+                        self.backward(i, dout)
+            if self.opt is not None:
+                with self.tracer.span("update"):
+                    self.opt.step(self.grads[self.plo:self.phi])
+            if self.last:
+                links.losses.put(self.step_loss)
+
+    def forward(self, i: int, x, y) -> None:
+        """Micro-batch ``i`` through this stage's layers; the last stage adds its loss."""
+        layer_caches = []
+        for j in range(self.lo, self.hi):
+            layer = self.model.layers[j]
+            try:
+                x, cache = layer.forward(x)
+            except Exception as exc:
+                exc.add_note(f"in the forward pass of layer {j} ({type(layer).__name__}), "
+                             f"pipeline stage {self.k}")
+                raise
+            layer_caches.append(cache)
+        if self.last:                               # the loss is the last stage's last layer
+            value, loss_cache = self.loss.forward(x, y)
+            self.step_loss += value * self.share[i]
+            self.caches[i] = (layer_caches, loss_cache)
+        else:
+            self.links.acts[self.k + 1].put((x, y))
+            self.caches[i] = (layer_caches, None)
+        self.peak_live = max(self.peak_live, len(self.caches))
+
+    def backward(self, i: int, dout) -> None:
+        """Micro-batch ``i`` back through this stage's layers, adding its weight gradients
+        (micro-batches in order: the same sums every run); the input gradient goes on to
+        the previous stage."""
+        layer_caches, loss_cache = self.caches.pop(i)
+        if self.last:
+            dout = self.loss.backward(loss_cache)
+            dout *= self.share[i]                   # micro-batch mean -> its share of the batch's
+        for j in range(self.hi - 1, self.lo - 1, -1):
+            layer = self.model.layers[j]
+            try:
+                dout, g = backward(layer, dout, layer_caches[j - self.lo], need_dx=j > 0)
+            except Exception as exc:
+                exc.add_note(f"in the backward pass of layer {j} ({type(layer).__name__}), "
+                             f"pipeline stage {self.k}")
+                raise
+            for name, sl in self.slots[j]:
+                if i == 0:
+                    self.grads[sl] = np.ravel(g[name])
+                else:
+                    self.grads[sl] += np.ravel(g[name])
+        if not self.first:
+            self.links.back[self.k - 1].put(dout)

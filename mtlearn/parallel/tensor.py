@@ -7,8 +7,8 @@ contiguous slices, one per worker. Worker k owns rows ``lo:hi`` of the weight an
 of the output, and writes it into one shared output array. Every worker needs the whole
 output before the next layer, so each layer ends at a ``threading.Barrier``::
 
-    forward, layer l:   worker k: out[:, lo_k:hi_k] = shard_k(x) ─ barrier ─ x = out
-    backward, layer l:  worker k: dW, db of its rows; partial dx_k = dout[:, lo_k:hi_k] @ W_k
+    forward, layer i:   worker k: out[:, lo_k:hi_k] = shard_k(x) ─ barrier ─ x = out
+    backward, layer i:  worker k: dW, db of its rows; partial dx_k = dout[:, lo_k:hi_k] @ W_k
                         ─ barrier ─ worker k adds up batch rows k of dx_0 + ... + dx_{T-1}
                         ─ barrier ─ dout = dx
 
@@ -39,8 +39,8 @@ each worker's slice) and ``worker0_layers`` say which layers ran how.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import threading
 
 import numpy as np
 
@@ -48,7 +48,7 @@ from .. import nn
 from ..nn import backward_of as backward
 from ..runtime.threads import Barrier
 from .base import Strategy, split_bounds
-from .layerwise import layer_slots, probe
+from .layerwise import layer_slots, probe, refuse_nested
 
 
 def is_split(layer) -> bool:
@@ -93,15 +93,15 @@ def owned_slices(model, threads: int) -> list[list[tuple[int, str, slice]]]:
     its rows of every split layer; worker 0 also owns every parameter of unsplit layers."""
     plan = split_plan(model, threads)
     owned: list[list[tuple[int, str, slice]]] = [[] for _ in range(threads)]
-    for l, slots in enumerate(layer_slots(model)):
+    for i, slots in enumerate(layer_slots(model)):
         for name, sl in slots:
-            if plan[l] is None:
-                owned[0].append((l, name, sl))
+            if plan[i] is None:
+                owned[0].append((i, name, sl))
                 continue
-            row = (sl.stop - sl.start) // out_size(model.layers[l])
-            for k, (lo, hi) in enumerate(plan[l]):
+            row = (sl.stop - sl.start) // out_size(model.layers[i])
+            for k, (lo, hi) in enumerate(plan[i]):
                 if hi > lo:
-                    owned[k].append((l, name, slice(sl.start + lo * row, sl.start + hi * row)))
+                    owned[k].append((i, name, slice(sl.start + lo * row, sl.start + hi * row)))
     return owned
 
 
@@ -128,115 +128,26 @@ class Tensor(Strategy):
 
     def __init__(self, model, loss, X, y, config=None, **kw):
         super().__init__(model, loss, X, y, config, **kw)
+        refuse_nested(model, self.name)
         # A dry run on one sample (before any thread) gives every layer's output shape.
         self.outputs = [(out.shape[1:], out.dtype) for out in probe(model, X[:1])]
 
     def train(self) -> None:
-        T, B, model, tracer = self.threads, self.batch_size, self.model, self.tracer
-        layers, L = model.layers, len(model.layers)
-        plan = split_plan(model, T)
-        owned = owned_slices(model, T)
-        shards = [None if p is None else [make_shard(layer, lo, hi) if hi > lo else None
-                                          for lo, hi in p]
-                  for layer, p in zip(layers, plan, strict=True)]
-        # Shared arrays, allocated once: each split layer's output (conv: channel-major in
-        # memory, like Conv2D's own output) and its input gradient; the partial gradients.
-        outs: list = [None] * L
-        dxs: list = [None] * L
-        for l, layer in enumerate(layers):
-            if plan[l] is None:
-                continue
-            shape, dtype = self.outputs[l]
-            if isinstance(layer, nn.Conv2D):
-                C, Ho, Wo = shape
-                outs[l] = np.empty((C, B, Ho, Wo), dtype=dtype).transpose(1, 0, 2, 3)
-            else:
-                outs[l] = np.empty((B, *shape), dtype=dtype)
-            if l > 0:                                     # dx = dout @ W: the output's dtype
-                dxs[l] = np.empty((B, *self.outputs[l - 1][0]), dtype=dtype)
-        partials = [[None] * T for _ in range(L)]        # [layer][worker] -> partial dx
-        grads = np.empty_like(model.params)
-        rows = split_bounds(B, T)                         # batch rows each worker reduces
-        start = Barrier(T + 1)                  # workers + main: a batch is ready
-        layer_done = Barrier(T)                 # one sync point, reused
-        end = Barrier(T + 1)                    # all slices are updated
-        barriers = [0] * T
-        state: dict = {"batch": None}
-
-        def worker(k: int) -> None:
-            my_rows = rows[k]
-            by_layer: dict[int, list[tuple[str, slice]]] = {}
-            for l, name, sl in owned[k]:
-                by_layer.setdefault(l, []).append((name, sl))
-            opts = [(sl, self.make_optimizer(model.params[sl])) for _, _, sl in owned[k]]
-
-            def sync(barrier: threading.Barrier) -> None:
-                with tracer.span("wait"):
-                    barrier.wait()
-                barriers[k] += 1
-
-            def store(l: int, g: dict) -> None:
-                for name, sl in by_layer.get(l, ()):
-                    grads[sl] = np.ravel(g[name])
-
-            while True:
-                sync(start)
-                if state["batch"] is None:
-                    return
-                x, yb = state["batch"]
-                caches: list = [None] * L
-                for l, layer in enumerate(layers):
-                    with tracer.span("forward"):
-                        if plan[l] is not None:
-                            if shards[l][k] is not None:
-                                out, caches[l] = shards[l][k].forward(x)
-                                outs[l][out_index(layer, *plan[l][k])] = out
-                        elif k == 0:
-                            outs[l], caches[l] = layer.forward(x)
-                    sync(layer_done)
-                    x = outs[l]
-                if k == 0:
-                    with tracer.span("forward"):
-                        state["loss"], lcache = self.loss.forward(x, yb)
-                        state["dout"] = self.loss.backward(lcache)
-                sync(layer_done)
-                dout = state["dout"]
-                for l in range(L - 1, -1, -1):
-                    layer, need_dx = layers[l], l > 0      # the data needs no gradient
-                    with tracer.span("backward"):
-                        if plan[l] is not None:
-                            if shards[l][k] is not None:
-                                d_mine = dout[out_index(layer, *plan[l][k])]
-                                partials[l][k], g = backward(shards[l][k], d_mine, caches[l],
-                                                             need_dx)
-                                store(l, g)
-                        elif k == 0:
-                            dxs[l], g = backward(layer, dout, caches[l], need_dx)
-                            store(l, g)
-                    if not need_dx:
-                        continue
-                    sync(layer_done)
-                    if plan[l] is not None:
-                        with tracer.span("reduce"):
-                            add_rows(partials[l], dxs[l], *my_rows)
-                        sync(layer_done)
-                    dout = dxs[l]
-                with tracer.span("update"):
-                    for sl, opt in opts:
-                        opt.step(grads[sl])
-                sync(end)
-
-        group = self.workers(T, worker, on_abort=[start.abort, layer_done.abort, end.abort])
+        T = self.threads
+        run = SharedStep(self)
+        workers = [TensorWorker(self, run, k) for k in range(T)]
+        group = self.workers(T, lambda k: workers[k].run(),
+                             on_abort=[run.start.abort, run.layer_done.abort, run.end.abort])
         with group, self.batches() as batches:
             for batch in batches:
-                state["batch"] = batch
-                start.wait()
-                end.wait()
-                self.record_step(state["loss"])
-            state["batch"] = None
-            start.wait()                       # release the workers: no more batches
+                run.batch = batch
+                run.start.wait()
+                run.end.wait()
+                self.record_step(run.loss)
+            run.batch = None
+            run.start.wait()                   # release the workers: no more batches
         self.history.thread_cpu.update(group.cpu)
-        self._record_info(plan, barriers)
+        self._record_info(run.plan, [w.barriers for w in workers])
 
     def _record_info(self, plan, barriers: list[int]) -> None:
         steps = max(self.history.steps, 1)
@@ -245,8 +156,146 @@ class Tensor(Strategy):
         wait = sum(s.end - s.start for s in spans if s.kind == "wait")
         self.history.info.update(
             barriers_per_step=(barriers[0] - 1) // steps,     # the final release is not a step
-            split_layers=[{"layer": l, "name": repr(self.model.layers[l]),
+            split_layers=[{"layer": i, "name": repr(self.model.layers[i]),
                            "slices": [list(b) for b in p]}
-                          for l, p in enumerate(plan) if p is not None],
-            worker0_layers=[l for l, p in enumerate(plan) if p is None],
+                          for i, p in enumerate(plan) if p is not None],
+            worker0_layers=[i for i, p in enumerate(plan) if p is None],
             wait_fraction=wait / total if total else None)
+
+
+class SharedStep:
+    """What the workers share during a run: the split plan, the shards, the shared output
+    and input-gradient arrays (allocated once), the barriers, and the current batch."""
+
+    def __init__(self, strategy: Tensor):
+        model, T, B = strategy.model, strategy.threads, strategy.batch_size
+        self.plan = split_plan(model, T)
+        self.owned = owned_slices(model, T)
+        self.shards = [None if p is None else [make_shard(layer, lo, hi) if hi > lo else None
+                                               for lo, hi in p]
+                       for layer, p in zip(model.layers, self.plan, strict=True)]
+        n_layers = len(model.layers)
+        # Each split layer's output (conv: channel-major in memory, like Conv2D's own
+        # output) and its input gradient; the partial input gradients of every worker.
+        self.outs: list = [None] * n_layers
+        self.dxs: list = [None] * n_layers
+        for i, layer in enumerate(model.layers):
+            if self.plan[i] is None:
+                continue
+            shape, dtype = strategy.outputs[i]
+            if isinstance(layer, nn.Conv2D):
+                C, Ho, Wo = shape
+                self.outs[i] = np.empty((C, B, Ho, Wo), dtype=dtype).transpose(1, 0, 2, 3)
+            else:
+                self.outs[i] = np.empty((B, *shape), dtype=dtype)
+            if i > 0:                                     # dx = dout @ W: the output's dtype
+                self.dxs[i] = np.empty((B, *strategy.outputs[i - 1][0]), dtype=dtype)
+        self.partials = [[None] * T for _ in range(n_layers)]   # [layer][worker] -> dx part
+        self.grads = np.empty_like(model.params)
+        self.rows = split_bounds(B, T)                    # batch rows each worker reduces
+        self.start = Barrier(T + 1)                       # workers + main: a batch is ready
+        self.layer_done = Barrier(T)                      # one sync point, reused
+        self.end = Barrier(T + 1)                         # all slices are updated
+        self.batch = None                                 # (x, y) of the current step
+        self.loss = 0.0                                   # worker 0 writes it
+        self.dout = None                                  # the loss gradient, from worker 0
+        self.outs_last = None                             # the model's output this step
+
+
+class TensorWorker:
+    """Worker ``k``: its shard of every split layer, every unsplit layer if it is worker 0,
+    its rows of the input-gradient sums, and the update of the parameters it owns."""
+
+    def __init__(self, strategy: Tensor, run: SharedStep, k: int):
+        self.strategy, self.run_state, self.k = strategy, run, k
+        self.model, self.tracer = strategy.model, strategy.tracer
+        self.barriers = 0
+        self.by_layer: dict[int, list[tuple[str, slice]]] = {}
+        for i, name, sl in run.owned[k]:
+            self.by_layer.setdefault(i, []).append((name, sl))
+        self.opts = [(sl, strategy.make_optimizer(self.model.params[sl]))
+                     for _, _, sl in run.owned[k]]
+
+    def sync(self, barrier: Barrier) -> None:
+        with self.tracer.span("wait"):
+            barrier.wait()
+        self.barriers += 1
+
+    def run(self) -> None:
+        run = self.run_state
+        while True:
+            self.sync(run.start)
+            if run.batch is None:
+                return
+            x, y = run.batch
+            caches = self.forward(x)
+            if self.k == 0:
+                with self.tracer.span("forward"):
+                    run.loss, loss_cache = self.strategy.loss.forward(run.outs_last, y)
+                    run.dout = self.strategy.loss.backward(loss_cache)
+            self.sync(run.layer_done)
+            self.backward(run.dout, caches)
+            with self.tracer.span("update"):
+                for sl, opt in self.opts:
+                    opt.step(run.grads[sl])
+            self.sync(run.end)
+
+    def forward(self, x) -> list:
+        """Every layer forward: this worker's shard of split layers, unsplit layers on
+        worker 0; a barrier after each layer. Returns this worker's caches."""
+        run, k = self.run_state, self.k
+        caches: list = [None] * len(self.model.layers)
+        for i, layer in enumerate(self.model.layers):
+            with self.tracer.span("forward"), _layer_note(i, layer, "forward"):
+                if run.plan[i] is not None:
+                    shard = run.shards[i][k]
+                    if shard is not None:
+                        out, caches[i] = shard.forward(x)
+                        run.outs[i][out_index(layer, *run.plan[i][k])] = out
+                elif k == 0:
+                    run.outs[i], caches[i] = layer.forward(x)
+            self.sync(run.layer_done)
+            x = run.outs[i]
+        run.outs_last = x
+        return caches
+
+    def backward(self, dout, caches: list) -> None:
+        """Every layer backward, last to first: weight gradients of this worker's rows,
+        its partial input gradient, then its batch rows of the summed input gradient."""
+        run, k = self.run_state, self.k
+        for i in range(len(self.model.layers) - 1, -1, -1):
+            layer, need_dx = self.model.layers[i], i > 0     # the data needs no gradient
+            with self.tracer.span("backward"), _layer_note(i, layer, "backward"):
+                if run.plan[i] is not None:
+                    shard = run.shards[i][k]
+                    if shard is not None:
+                        d_mine = dout[out_index(layer, *run.plan[i][k])]
+                        run.partials[i][k], g = backward(shard, d_mine, caches[i], need_dx)
+                        self.store(i, g)
+                elif k == 0:
+                    run.dxs[i], g = backward(layer, dout, caches[i], need_dx)
+                    self.store(i, g)
+            if not need_dx:
+                continue
+            self.sync(run.layer_done)
+            if run.plan[i] is not None:
+                with self.tracer.span("reduce"):
+                    add_rows(run.partials[i], run.dxs[i], *run.rows[k])
+                self.sync(run.layer_done)
+            dout = run.dxs[i]
+
+    def store(self, i: int, g: dict) -> None:
+        """Write this worker's gradients of layer ``i`` into the flat gradient vector."""
+        for name, sl in self.by_layer.get(i, ()):
+            self.run_state.grads[sl] = np.ravel(g[name])
+
+
+@contextlib.contextmanager
+def _layer_note(index: int, layer, phase: str):
+    """Name the layer in any error raised inside the block."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(f"in the {phase} pass of layer {index} ({type(layer).__name__}) of the "
+                     "model")
+        raise
