@@ -2,7 +2,9 @@
 
 ``test_parallel.py`` already runs "process" through the generic checks with the default
 start method; here: spawn and forkserver (Python 3.14's default), errors raised or deaths in
-a worker process, and that no process or shared-memory segment outlives a call.
+a worker process, faults with a peer stuck in a long step, shared-memory views released
+before close, and that no process or shared-memory segment outlives a call.
+(``test_process_lifetime.py``: the workers die with a killed parent.)
 """
 
 import multiprocessing as mp
@@ -18,6 +20,10 @@ from test_parallel import assert_close, cnn_case, run
 
 from mtlearn import nn, parallel
 from mtlearn.parallel import process, process_worker
+
+# A numpy view that outlives its shared-memory segment shows up as an exception "ignored" in
+# SharedMemory.__del__: here it fails the test instead of printing a line at exit.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
 METHODS = [m for m in ("spawn", "forkserver") if m in mp.get_all_start_methods()]
 FAST = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
@@ -231,3 +237,139 @@ def test_use_buffer_moves_the_parameters():
     np.testing.assert_array_equal(model.params, 2.0)
     with pytest.raises(ValueError, match="use_buffer"):
         model.use_buffer(np.zeros(3))
+
+
+# -- faults with a peer stuck in a long step ----------------------------------------------
+
+class Misbehaves(nn.ReLU):
+    """In worker process ``who`` (by shard: the worker whose batch rows start at ``lo``),
+    on the second step: ``how`` is "raise" (RuntimeError carrying the time it was raised),
+    "interrupt" (KeyboardInterrupt) or "stall" (sleep 30 s: a peer stuck in a long step)."""
+
+    def __init__(self, plan):
+        super().__init__()
+        self.plan, self.calls = plan, 0           # {rows in the shard: how}
+        self.parent = os.getpid()
+
+    def forward(self, x):
+        if os.getpid() != self.parent:
+            self.calls += 1
+            how = self.plan.get(len(x)) if self.calls == 2 else None
+            if how == "raise":
+                raise RuntimeError(f"boom at {time.time()!r}")
+            if how == "interrupt":
+                raise KeyboardInterrupt
+            if how == "stall":
+                time.sleep(30)
+        return super().forward(x)
+
+
+def misbehaving_model(plan):
+    # threads=2, batch_size=25: proc-0 gets 12 rows, proc-1 13, so each knows who it is.
+    return nn.Sequential(nn.Flatten(), nn.Dense(144, 8), Misbehaves(plan), nn.Dense(8, 4),
+                         dtype=np.float64)
+
+
+@pytest.mark.parametrize("method", sorted({FAST, "forkserver"} & set(mp.get_all_start_methods())))
+def test_error_is_not_held_up_by_a_peer_stuck_in_a_long_step(method, segments):
+    _, loss, X, y = cnn_case()
+    model = misbehaving_model({12: "raise", 13: "stall"})
+    with pytest.raises(RuntimeError, match="boom at") as info:
+        parallel.train(model, loss, (X, y), strategy="process", threads=2, epochs=3,
+                       batch_size=25, start_method=method)
+    raised_at = float(str(info.value).split("boom at ")[1])
+    delay = time.time() - raised_at
+    print(f"{method}: worker error reached the caller {delay:.3f} s after it was raised, "
+          "its peer stuck in a 30 s step")
+    assert delay < 1.5
+    notes = "\n".join(info.value.__notes__)
+    assert "proc-0" in notes and "during step 1" in notes
+    assert "layer 2 (Misbehaves)" in notes
+    assert "proc-1" in notes and "terminated" in notes and "still busy with step 1" in notes
+
+
+def test_keyboard_interrupt_in_a_worker_stays_keyboard_interrupt(segments):
+    _, loss, X, y = cnn_case()
+    model = misbehaving_model({12: "interrupt"})
+    with pytest.raises(KeyboardInterrupt) as info:
+        parallel.train(model, loss, (X, y), strategy="process", threads=2, epochs=3,
+                       batch_size=25, start_method=FAST)
+    assert any("proc-0" in note for note in info.value.__notes__)
+
+
+def test_ctrl_c_is_not_held_up_by_a_worker_stuck_in_a_long_step(segments):
+    import _thread
+
+    _, loss, X, y = cnn_case()
+    model = misbehaving_model({13: "stall"})
+    pressed = []
+
+    def press():
+        pressed.append(time.perf_counter())
+        _thread.interrupt_main()
+    timer = threading.Timer(1.0, press)         # start-up and step 0 take well under 1 s
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            parallel.train(model, loss, (X, y), strategy="process", threads=2, epochs=3,
+                           batch_size=25, start_method=FAST)
+        delay = time.perf_counter() - pressed[0]
+    finally:
+        timer.cancel()
+        timer.join()
+    print(f"Ctrl-C reached the caller {delay:.3f} s after it was pressed, a worker stuck in "
+          "a 30 s step")
+    assert delay < 1.5
+    assert any("proc-1" in note and "terminated" in note
+               for note in getattr(info.value, "__notes__", []))
+
+
+# -- shared memory is released, or the run fails -------------------------------------------
+
+def test_a_view_kept_past_close_is_an_error_naming_the_array():
+    shared = process_worker.SharedArrays()
+    shared.create("x", (3, 4), np.float64)
+    kept = shared.arrays["x"][1:]              # a slice still pointing into the segment
+    names = shared.names()
+    with pytest.raises(BufferError, match=r"\['x'\]"):
+        shared.close(unlink=True)
+    assert not any(os.path.exists(f"/dev/shm/{n}") for n in names)   # the name went first
+    del kept
+    shared._stuck["x"].close()                  # now it can be unmapped
+
+
+class KeepsItsInput(nn.ReLU):
+    """Keeps a reference to its last input — in a worker, a view of the shared batch."""
+
+    kept = None
+
+    def forward(self, x):
+        KeepsItsInput.kept = x
+        return super().forward(x)
+
+
+def test_a_worker_keeping_a_view_of_shared_memory_fails_the_run(segments):
+    _, loss, X, y = cnn_case()
+    model = nn.Sequential(KeepsItsInput(), nn.Flatten(), nn.Dense(144, 4), dtype=np.float64)
+    with pytest.raises(process.WorkerDied, match="did not end cleanly"):
+        parallel.train(model, loss, (X, y), strategy="process", threads=2, batch_size=24,
+                       start_method=FAST)
+    KeepsItsInput.kept = None
+
+
+# -- start method ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(mp.get_all_start_methods()[0] != "fork", reason="fork is not the default")
+def test_default_is_not_fork_while_other_threads_run(segments):
+    assert threading.active_count() == 1
+    assert process.default_start_method() == "fork"
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert process.default_start_method() == "forkserver"
+        h, _ = run("cnn", "process", 2)
+    finally:
+        release.set()
+        other.join()
+    assert h.info["start_method"] == "forkserver"
