@@ -4,6 +4,7 @@ Strategies register themselves in ``parallel.STRATEGIES``; the tests below run o
 registered one, so a new strategy is checked the moment it is added.
 """
 
+import contextlib
 import threading
 import time
 
@@ -192,3 +193,131 @@ def test_keyboard_interrupt_stops_promptly_and_cleanly(strategy, no_thread_leak)
         timer.cancel()
         timer.join()
     assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.parametrize("strategy", ["sync", "asyncio", "hogwild", "tensor", "pipeline"])
+def test_every_worker_sets_the_blas_limit_where_it_is_per_thread(strategy, monkeypatch):
+    """With OpenMP BLAS or MKL a threadpoolctl limit holds for the calling thread only, so
+    each worker must set its own (simulated here: the scope reported as "thread")."""
+    from mtlearn.parallel import base
+
+    limited = []
+
+    class Controller:
+        def limit(self, limits, user_api):
+            limited.append((threading.current_thread().name, limits, user_api))
+            return contextlib.nullcontext()
+
+    real = base.info.machine_info
+    monkeypatch.setattr(base.info, "machine_info",
+                        lambda: {**real(), "blas_limit_scope": "thread"})
+    monkeypatch.setattr(base, "blas_controller", lambda: Controller())
+    make, loss, X, y = cnn_case()
+    parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, batch_size=24)
+    names = {name for name, limits, api in limited if limits == 1 and api == "blas"}
+    assert len(names) == 2, f"{strategy}: BLAS limit set in {sorted(names)}"
+    assert threading.current_thread().name not in names
+
+
+def test_no_per_worker_limit_where_it_is_process_wide(monkeypatch):
+    from mtlearn.parallel import base
+
+    real = base.info.machine_info
+    monkeypatch.setattr(base.info, "machine_info",
+                        lambda: {**real(), "blas_limit_scope": "process"})
+    monkeypatch.setattr(base, "blas_controller", lambda: pytest.fail("limit set per worker"))
+    make, loss, X, y = cnn_case()
+    parallel.train(make(), loss, (X, y), strategy="sync", threads=2, batch_size=24)
+
+
+def test_history_explains_itself_and_round_trips_through_json():
+    import json
+
+    make, loss, X, y = cnn_case()
+    h = parallel.train(make(), loss, (X, y), strategy="sync", threads=2, batch_size=24,
+                       epochs=2, lr=0.1, seed=3,
+                       optimizer=lambda p: nn.SGD(p, lr=0.1, momentum=0.9))
+    c = h.config
+    assert (c["strategy"], c["threads"], c["batch_size"], c["epochs"], c["lr"], c["seed"]) == \
+        ("sync", 2, 24, 2, 0.1, 3)
+    assert "lambda" in c["optimizer"]
+    assert h.machine["cores"] >= 1 and "numpy" in h.machine and "python" in h.machine
+    back = parallel.History.from_dict(json.loads(json.dumps(h.to_dict())))
+    assert back.to_dict() == json.loads(json.dumps(h.to_dict()))
+    assert back.losses == h.losses and back.trace == h.trace and back.config == h.config
+
+
+@pytest.mark.parametrize("strategy", sorted(parallel.STRATEGIES))
+def test_step_and_epoch_callbacks(strategy):
+    make, loss, X, y = cnn_case()               # 96 samples: 4 steps of 24 per epoch
+    steps, epochs = [], []
+    parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, batch_size=24,
+                   epochs=2, on_step=lambda s, v: steps.append((s, v)),
+                   on_epoch=lambda e, hist: epochs.append((e, hist.steps)))
+    assert [s for s, _ in steps] == list(range(1, 9))
+    assert epochs == [(1, 4), (2, 8)]
+
+
+@pytest.mark.parametrize("strategy", sorted(parallel.STRATEGIES))
+def test_cancel_returns_the_history_so_far(strategy, no_thread_leak):
+    make, loss, X, y = cnn_case()
+    cancel = threading.Event()
+
+    def on_step(step, value):
+        if step == 3:
+            cancel.set()
+    h = parallel.train(make(), loss, (X, y), strategy=strategy, threads=2, batch_size=24,
+                       epochs=50, on_step=on_step, cancel=cancel)
+    assert h.cancelled
+    assert 3 <= h.steps < 50 * 4
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(threads=10**5), ValueError, "threads must be an int from 1 to 1024"),
+    (dict(threads=2.0), TypeError, "threads must be an int"),
+    (dict(lr="0.1"), TypeError, "lr must be a finite number"),
+    (dict(lr=float("inf")), ValueError, "lr must be a finite number"),
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(seed="abc"), TypeError, "seed"),
+    (dict(optimizer=lambda p: None), TypeError, "optimizer must be a factory"),
+    (dict(augment=5), TypeError, "augment must be a function"),
+    (dict(on_step="print"), TypeError, "on_step"),
+    (dict(cancel=True), TypeError, "cancel must be None or a threading.Event"),
+    (dict(batch_size=10**6), ValueError, "batch_size"),
+])
+@pytest.mark.parametrize("strategy", ["sync", "pipeline", "process"])
+def test_bad_arguments_are_refused_before_anything_starts(kw, error, match, strategy,
+                                                          no_thread_leak):
+    make, loss, X, y = cnn_case()
+    kw = {"threads": 2, "batch_size": 24, **kw}
+    with pytest.raises(error, match=match):
+        parallel.train(make(), loss, (X, y), strategy=strategy, **kw)
+
+
+@pytest.mark.parametrize("data, error, match", [
+    ((list(range(4)), np.arange(4)), TypeError, "X must be a numpy array"),
+    ((np.zeros((4, 1, 12, 12), complex), np.arange(4)), TypeError, "real numbers"),
+    ((np.zeros((4, 1, 12, 12)), np.arange(5)), ValueError, "same length"),
+    ((np.zeros((0, 1, 12, 12)), np.arange(0)), ValueError, "at least one sample"),
+    (42, TypeError, "pair"),
+])
+def test_bad_data_is_named(data, error, match):
+    make, loss, _, _ = cnn_case()
+    with pytest.raises(error, match=match):
+        parallel.train(make(), loss, data, batch_size=2)
+
+
+def test_a_loss_that_is_not_a_loss_is_named():
+    make, _, X, y = cnn_case()
+    with pytest.raises(TypeError, match="loss must have forward"):
+        parallel.train(make(), None, (X, y), batch_size=8)
+
+
+def test_a_shape_mismatch_is_found_by_the_dry_run_before_any_thread(no_thread_leak):
+    make, loss, X, y = cnn_case()
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="expected input of shape") as info:
+        parallel.train(make(), loss, (X[:, :, :10, :10], y), strategy="sync", threads=2,
+                       batch_size=24)
+    assert threading.active_count() == before
+    assert any("dry run" in n for n in info.value.__notes__)

@@ -50,7 +50,10 @@ class Asyncio(Strategy):
     description = "the sync algorithm driven by an event loop: gather over a thread pool"
 
     def train(self) -> None:
-        pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="asyncio")
+        # Each pool thread runs under the run's BLAS limit (see Strategy.in_worker); the pool's
+        # threads end with the run, so the limit is set once per thread and never undone.
+        pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="asyncio",
+                                  initializer=self.in_worker(lambda: None, keep=True))
         self.pending: set = set()                # pool work not finished yet
         try:
             try:

@@ -19,16 +19,17 @@ How a run stops early, three ways, all ending at a step boundary or sooner:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from .. import nn
-from ..runtime import checks
+from ..runtime import checks, info
 from ..runtime.threads import Aborted, WorkerGroup, interrupts
 from ..runtime.trace import Tracer
 from .config import RunConfig
@@ -67,6 +68,12 @@ def split_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     """``[(lo, hi)]`` cutting ``range(n)`` into ``parts`` contiguous, near-equal pieces."""
     edges = [n * k // parts for k in range(parts + 1)]
     return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+@functools.cache
+def blas_controller() -> ThreadpoolController:
+    """One threadpoolctl controller per process (finding the libraries takes ~1 ms)."""
+    return ThreadpoolController()
 
 
 class Strategy:
@@ -118,9 +125,31 @@ class Strategy:
                 name: str | None = None) -> WorkerGroup:
         """A :class:`WorkerGroup` of ``n`` threads named after the strategy, which
         :meth:`abort` shuts down along with everything else the run started."""
-        group = WorkerGroup(n, target, name or self.name, on_abort=list(on_abort))
+        group = WorkerGroup(n, self.in_worker(target), name or self.name,
+                            on_abort=list(on_abort))
         self.on_abort(group.abort)
         return group
+
+    def in_worker(self, target: Callable, keep: bool = False):
+        """``target`` wrapped to run under this run's BLAS limit in the worker thread itself.
+
+        ``run()`` sets the limit on the calling thread; with OpenBLAS built with pthreads that
+        holds for the whole process, but OpenMP builds and MKL keep one limit per thread
+        (``info.blas_limit_scope()``), so there each worker must set it too (cheap: ~0.1 ms).
+        ``keep=True`` leaves the limit set when ``target`` returns (a pool thread's
+        initializer).
+        """
+        if not self.blas_threads or info.machine_info()["blas_limit_scope"] != "thread":
+            return target
+        limit = self.blas_threads
+
+        def limited(*args):
+            limiter = blas_controller().limit(limits=limit, user_api="blas")
+            if keep:
+                return target(*args)
+            with limiter:
+                return target(*args)
+        return limited
 
     def on_abort(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the run is aborted (at once if it already was)."""
