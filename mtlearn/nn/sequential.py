@@ -137,13 +137,13 @@ class Sequential(Layer):
     def forward(self, x: np.ndarray):
         """Run every layer. ``x`` is the first layer's input -> ``(out, cache)``."""
         caches = []
-        try:
-            for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers):
+            try:
                 x, cache = layer.forward(x)
-                caches.append(cache)
-        except Exception as exc:
-            _note_layer(exc, "forward", i, layer)
-            raise
+            except Exception as exc:
+                _note_layer(exc, "forward", i, layer)
+                raise
+            caches.append(cache)
         return x, caches
 
     def backward(self, dout: np.ndarray, cache, need_dx: bool = True, *,
