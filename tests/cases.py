@@ -5,34 +5,44 @@ import threading
 
 import numpy as np
 
-from mtlearn import data, nn
+from mtlearn import nn, parallel, tasks
 
 #: strategies that must reproduce serial training agree with it to this relative tolerance
 REL = 1e-10
 
+#: strategies that must reproduce serial training (float64, within REL); test_parallel.py
+#: checks that each is registered, so a missing one fails instead of shrinking the tests
+EXACT = ["sync", "asyncio", "pipeline", "tensor", "process"]
+
 
 def cnn_case(n=96):
-    """``(model factory, loss, X, y)``: a two-conv CNN on 12x12 shapes, float64."""
-    X, y = data.shapes(n, size=12, seed=3)
-
-    def model():
-        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Conv2D(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Flatten(), nn.Dense(6 * 3 * 3, 4), seed=1, dtype=np.float64)
-    return model, nn.SoftmaxCrossEntropy(), X.astype(np.float64), y
+    """``(model factory, loss, X, y)``: the course CNN with 4 and 6 channels on 12x12 shapes,
+    float64, all ``n`` samples for training (from :mod:`mtlearn.tasks`)."""
+    t = tasks.get("cnn", n=n, seed=3, image_size=12, channels=(4, 6), dtype=np.float64,
+                  val_fraction=0)
+    return t.model, t.loss, *t.data
 
 
 def lstm_case(n=96):
-    """``(model factory, loss, X, y)``: LSTM -> LastStep -> Dense on the adding problem."""
-    X, y = data.adding_problem(n, 12, seed=4)
-
-    def model():
-        return nn.Sequential(nn.LSTM(2, 8), nn.LastStep(), nn.Dense(8, 1),
-                             seed=2, dtype=np.float64)
-    return model, nn.MSELoss(), X.astype(np.float64), y.reshape(-1, 1).astype(np.float64)
+    """``(model factory, loss, X, y)``: LSTM(2, 8) -> LastStep -> Dense on the adding problem
+    (T = 12), float64."""
+    t = tasks.get("lstm", n=n, seed=4, seq_len=12, hidden=8, dtype=np.float64,
+                  val_fraction=0)
+    return t.model, t.loss, *t.data
 
 
 CASES = {"cnn": cnn_case, "lstm": lstm_case}
+
+
+def train_case(case, strategy, threads, **kw):
+    """Train a fresh model of ``case`` (a key of :data:`CASES` or a case function) with the
+    tests' usual settings (1 epoch of batches of 24, lr 0.1, seed 5) overridden by ``kw``;
+    returns ``(History, final parameters)``."""
+    make, loss, X, y = (CASES[case] if isinstance(case, str) else case)()
+    model = make()
+    kw = {"epochs": 1, "batch_size": 24, "lr": 0.1, "seed": 5, **kw}
+    h = parallel.train(model, loss, (X, y), strategy=strategy, threads=threads, **kw)
+    return h, model.params.copy()
 
 
 def assert_close(a, b, what="result"):

@@ -10,24 +10,16 @@ import time
 
 import numpy as np
 import pytest
-from cases import CASES, Exploding, GoesNaN, assert_close, cnn_case
+from cases import CASES, EXACT, Exploding, GoesNaN, assert_close, cnn_case, train_case
 
 from mtlearn import nn, parallel
 
-#: strategies that must reproduce serial training (float64, 1e-10 relative)
-EXACT = ["sync", "asyncio", "pipeline", "tensor", "process"]
+run = train_case        # (History, params) of one run; test_parallel_process.py uses it too
 
 
-def registered(names):
-    return [n for n in names if n in parallel.STRATEGIES]
-
-
-def run(case, strategy, threads, **kw):
-    make, loss, X, y = CASES[case]()
-    model = make()
-    kw = {"epochs": 1, "batch_size": 24, "lr": 0.1, "seed": 5, **kw}
-    h = parallel.train(model, loss, (X, y), strategy=strategy, threads=threads, **kw)
-    return h, model.params.copy()
+def test_every_exact_strategy_is_registered():
+    missing = sorted(set(EXACT) - set(parallel.STRATEGIES))
+    assert not missing, f"strategies that must equal serial are not registered: {missing}"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def serial_reference():
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])
-@pytest.mark.parametrize("strategy", registered(EXACT))
+@pytest.mark.parametrize("strategy", EXACT)
 def test_equals_serial_and_is_deterministic(strategy, threads, case, serial_reference,
                                             no_thread_leak):
     ref_h, ref_p = serial_reference[case]
@@ -50,7 +42,7 @@ def test_equals_serial_and_is_deterministic(strategy, threads, case, serial_refe
     np.testing.assert_array_equal(p1, p2)
 
 
-@pytest.mark.parametrize("strategy", registered(EXACT))
+@pytest.mark.parametrize("strategy", EXACT)
 def test_momentum_optimizer_and_prefetch_still_equal_serial(strategy, serial_reference):
     def opt(p):
         return nn.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)

@@ -8,33 +8,13 @@ import time
 
 import numpy as np
 import pytest
-from cases import Exploding
+from cases import Exploding, cnn_case, lstm_case, train_case
 
-from mtlearn import data, nn, parallel
-
-
-def cnn_case():
-    X, y = data.shapes(96, size=12, seed=3)
-    def model():
-        return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                             nn.Flatten(), nn.Dense(4 * 6 * 6, 4), seed=1, dtype=np.float64)
-    return model, nn.SoftmaxCrossEntropy(), X.astype(np.float64), y
-
-
-def lstm_case():
-    X, y = data.adding_problem(96, 12, seed=4)
-    def model():
-        return nn.Sequential(nn.LSTM(2, 8), nn.LastStep(), nn.Dense(8, 1),
-                             seed=2, dtype=np.float64)
-    return model, nn.MSELoss(), X.astype(np.float64), y.reshape(-1, 1).astype(np.float64)
+from mtlearn import nn, parallel
 
 
 def run(case, strategy, threads, **kw):
-    make, loss, X, y = case()
-    model = make()
-    kw = {"epochs": 2, "batch_size": 24, "lr": 0.1, "seed": 5, **kw}
-    h = parallel.train(model, loss, (X, y), strategy=strategy, threads=threads, **kw)
-    return h, model.params.copy()
+    return train_case(case, strategy, threads, **{"epochs": 2, **kw})
 
 
 @pytest.mark.parametrize("case", [cnn_case, lstm_case])

@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 import pytest
-from cases import assert_close, cnn_case
+from cases import assert_close, cnn_case, train_case
 
 from mtlearn import data, nn, parallel
 from mtlearn.parallel.pipeline import balanced_cuts, bubble_fraction, schedule
@@ -13,11 +13,7 @@ from mtlearn.runtime.trace import Span
 
 
 def train(strategy="pipeline", threads=2, case=cnn_case, **kw):
-    make, loss, X, y = case()
-    model = make()
-    kw = {"epochs": 1, "batch_size": 24, "lr": 0.1, "seed": 5, **kw}
-    h = parallel.train(model, loss, (X, y), strategy=strategy, threads=threads, **kw)
-    return h, model.params.copy()
+    return train_case(case, strategy, threads, **kw)
 
 
 @pytest.fixture(scope="module")

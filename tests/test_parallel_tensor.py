@@ -2,18 +2,14 @@
 
 import numpy as np
 import pytest
-from cases import CASES, assert_close
+from cases import CASES, assert_close, train_case
 
-from mtlearn import nn, parallel
+from mtlearn import nn
 from mtlearn.parallel.tensor import is_split, make_shard, owned_slices, split_plan
 
 
 def train(case, strategy="tensor", threads=2, **kw):
-    make, loss, X, y = CASES[case]()
-    model = make()
-    kw = {"epochs": 1, "batch_size": 24, "lr": 0.1, "seed": 5, **kw}
-    h = parallel.train(model, loss, (X, y), strategy=strategy, threads=threads, **kw)
-    return h, model.params.copy()
+    return train_case(case, strategy, threads, **kw)
 
 
 @pytest.fixture(scope="module")

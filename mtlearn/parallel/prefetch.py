@@ -68,7 +68,7 @@ class Prefetcher:
                 if not self._put((xb, yb)):
                     return
             self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:  # every failure is handed to the consumer
             self._put(exc)
 
     def __iter__(self):

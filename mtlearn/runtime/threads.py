@@ -82,7 +82,7 @@ class WorkerGroup:
         except (threading.BrokenBarrierError, Aborted):
             if not self.stop.is_set():       # broken without an abort: a real failure
                 self.fail(RuntimeError(f"{self.name}-{k}: a barrier broke unexpectedly"))
-        except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller
+        except BaseException as exc:  # every failure must reach the caller
             _add_note(exc, f"raised in worker thread {self.name}-{k}")
             self.fail(exc)
         finally:
