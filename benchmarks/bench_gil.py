@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))          # this working tree's mtlearn
 
 from mtlearn import bench  # noqa: E402
-from mtlearn.bench.suite import describe_build  # noqa: E402
+from mtlearn.bench.machine import describe_build  # noqa: E402
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTIONS = ["threads", "processes", "blas", "convoy", "tracer"]
@@ -42,7 +42,7 @@ def md_table(head: list[str], rows: list[list[str]]) -> str:
 
 def scaling_table(results: dict, counts: list[int], unit: str = "thread") -> str:
     head = ["workload", "the GIL", f"1 {unit}"] + [f"{n} {unit}s" for n in counts[1:]]
-    head += ["Amdahl s"]
+    head += ["Amdahl s", "USL σ, κ"]
     rows = []
     for name, r in results.items():
         w = bench.WORKLOADS[name]
@@ -53,9 +53,11 @@ def scaling_table(results: dict, counts: list[int], unit: str = "thread") -> str
         upto = r.cores if w.cpu_bound else None
         usable = [n for n in r.threads if upto is None or n <= upto]
         s = f"{r.amdahl(upto=upto).serial_fraction:.2f}" if len(usable) > 1 else "—"
+        u = r.usl() if len(r.threads) > 1 else None
+        usl = f"{u.sigma:.2f}, {u.kappa:.3f}" if u is not None else "—"
         label = name + (f" (s={r.params['serial_fraction']:g})"
                         if "serial_fraction" in r.params else "")
-        rows.append([label, w.gil, f"{r.seconds[0] * 1e3:.0f} ms"] + cells + [s])
+        rows.append([label, w.gil, f"{r.seconds[0] * 1e3:.0f} ms"] + cells + [s, usl])
     return md_table(head, rows)
 
 

@@ -12,8 +12,8 @@ import statistics
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
-from ..runtime import info
-from .runner import check_counts, check_positive_int, check_work, run_threads
+from ..runtime import checks, info
+from .runner import check_counts, check_work, run_threads
 from .workloads import Workload, gemm, get_workload
 
 GEMM_SIZE = 512          # big enough that BLAS's own threads pay off (~3 ms per product)
@@ -34,7 +34,7 @@ def blas_threads(n: int):
 
     Call it from the main thread before starting worker threads.
     """
-    n = check_positive_int(n, "n")
+    n = checks.workers("n", n)
     import numpy  # noqa: F401  (loads the BLAS, so the limit reaches it)
     from threadpoolctl import threadpool_limits
 
@@ -110,8 +110,9 @@ def oversubscription(py_threads=(1, 2), blas_threads=(1, 2), repeats: int = 3, *
     """
     py = check_counts(py_threads, "py_threads")
     bl = check_counts(blas_threads, "blas_threads")
-    repeats = check_positive_int(repeats, "repeats")
-    size = check_positive_int(size, "size")
+    repeats = checks.integer("repeats", repeats, min=1)
+    size = checks.integer("size", size, min=1)
+    progress = checks.function("progress", progress, optional=True)
     work = check_work(work)
     units = max(1, round(GEMM_UNITS * work))
     gemms = _gemm_workload(size, units)

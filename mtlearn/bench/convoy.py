@@ -20,8 +20,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from ..runtime import info
-from .runner import check_positive_int
+from ..runtime import checks, info
+from ..runtime.threads import WorkerGroup
 
 
 @dataclass
@@ -69,13 +69,14 @@ class ConvoyResult:
 
 
 def _check_intervals(values) -> list[float]:
-    try:
-        out = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise ValueError(f"switch_intervals must be a list of seconds, got {values!r}") from None
-    if not out or any(not 0 < v <= 1.0 for v in out) or any(isinstance(v, bool) for v in values):
-        raise ValueError(f"switch_intervals must be a non-empty list of seconds in (0, 1], "
-                         f"got {values!r}")
+    """A non-empty list of switch intervals, each in seconds, > 0 and <= 1."""
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise TypeError(f"switch_intervals must be a list of seconds such as [0.001, 0.005], "
+                        f"got {values!r}")
+    out = [checks.number("switch_intervals (each)", v, min=0, max=1.0, min_open=True)
+           for v in values]
+    if not out:
+        raise ValueError("switch_intervals must not be empty; try [0.001, 0.005]")
     return out
 
 
@@ -99,10 +100,7 @@ def _io_latencies(samples: int, wait: float) -> list[float]:
 
 def _spin(stop: threading.Event, ready: threading.Barrier, counts: list, i: int) -> None:
     """A CPU-bound thread: pure-Python arithmetic until ``stop`` is set."""
-    try:
-        ready.wait()
-    except threading.BrokenBarrierError:
-        return
+    ready.wait()
     n = 0
     x = 0
     while not stop.is_set():
@@ -115,24 +113,15 @@ def _spin(stop: threading.Event, ready: threading.Barrier, counts: list, i: int)
 def _with_cpu_threads(k: int, samples: int, wait: float) -> tuple[list[float], float]:
     """I/O latencies measured while ``k`` CPU-bound threads run, and their loop rate."""
     stop = threading.Event()
-    ready = threading.Barrier(k + 1)
+    ready = threading.Barrier(k + 1)           # the CPU-bound threads and this one
     counts = [0] * k
-    threads = [threading.Thread(target=_spin, args=(stop, ready, counts, i),
-                                name=f"cpu-bound-{i}") for i in range(k)]
-    started = []
-    try:
-        for t in threads:
-            t.start()
-            started.append(t)
+    with WorkerGroup(k, lambda i: _spin(stop, ready, counts, i), "cpu-bound",
+                     on_abort=[stop.set, ready.abort]):
         ready.wait()
         t0 = time.perf_counter()
         time.sleep(0.01)                       # let the CPU-bound threads get going
         lat = _io_latencies(samples, wait)
-    finally:
-        stop.set()
-        ready.abort()
-        for t in started:
-            t.join()
+        stop.set()                             # the group joins them on leaving the block
     return lat, sum(counts) / (time.perf_counter() - t0)
 
 
@@ -146,10 +135,10 @@ def convoy(switch_intervals=(0.0005, 0.001, 0.005, 0.02), samples: int = 30, *,
     intervals and may raise to stop.
     """
     intervals = _check_intervals(switch_intervals)
-    samples = check_positive_int(samples, "samples")
-    cpu_threads = check_positive_int(cpu_threads, "cpu_threads")
-    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 1:
-        raise ValueError(f"wait must be a number of seconds in [0, 1], got {wait!r}")
+    samples = checks.integer("samples", samples, min=1)
+    cpu_threads = checks.workers("cpu_threads", cpu_threads)
+    wait = checks.number("wait", wait, min=0, max=1)
+    progress = checks.function("progress", progress, optional=True)
     old = sys.getswitchinterval()
     lats, rates = [], []
     try:
@@ -171,5 +160,5 @@ def convoy(switch_intervals=(0.0005, 0.001, 0.005, 0.02), samples: int = 30, *,
         latency_p90=[_percentile(x, 0.9) for x in lats],
         latency_max=[max(x) for x in lats], latencies=lats, cpu_rate=rates,
         baseline_median=statistics.median(base), baseline_p90=_percentile(base, 0.9),
-        wait=float(wait), samples=samples, cpu_threads=cpu_threads, default_interval=old,
+        wait=wait, samples=samples, cpu_threads=cpu_threads, default_interval=old,
         cores=info.cpu_count(), gil_enabled=info.gil_enabled())

@@ -1,7 +1,6 @@
-"""Which interpreter is this, and how do the same workloads scale on another one?
+"""How do the same workloads scale on another interpreter?
 
-``build_info()`` says what a measurement ran on: Python version, free-threaded build or
-not, GIL on or off right now, cores, numpy and BLAS. ``compare_interpreters()`` runs the
+``compare_interpreters()`` runs the
 scaling suite in other Pythons — typically a free-threaded ``python3.13t`` next to the
 normal build — each in a subprocess (``python -m mtlearn gil --json``, with this working
 tree on its ``PYTHONPATH``), and returns the results side by side. A missing, broken or
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -28,41 +26,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime import info
-from .runner import check_counts, check_positive_int, check_work
-from .suite import Suite, check_workloads, describe_build, suite
+from ..runtime import checks
+from .machine import describe_build
+from .runner import check_counts, check_work
+from .suite import Suite, check_workloads, suite
 
 ENV_VAR = "MTLEARN_PYTHONS"
 KNOWN_NAMES = ("python3.13t", "python3.14t", "python3.15t")
 CACHE_RECORD = Path.home() / ".cache" / "mtlearn" / "ft-python"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]     # the folder holding mtlearn/
-
-
-def gil_enabled() -> bool:
-    """True while the GIL is on in this interpreter (always, on a normal build)."""
-    return info.gil_enabled()
-
-
-def build_info() -> dict:
-    """This interpreter and machine: ``python``, ``implementation``, ``executable``,
-    ``free_threaded_build``, ``gil_enabled`` (now), ``cores``, ``switch_interval``,
-    ``numpy`` (version or None) and ``blas`` (threadpoolctl's view, may be empty)."""
-    try:
-        d = info.machine_info()
-    except ImportError:                     # no numpy or no threadpoolctl here
-        d = {"cores": info.cpu_count(), "machine": platform.machine(),
-             "system": platform.system(), "python": platform.python_version(),
-             "implementation": platform.python_implementation(),
-             "free_threaded_build": info.free_threaded_build(), "numpy": None, "blas": []}
-        try:
-            import numpy
-            d["numpy"] = numpy.__version__
-        except ImportError:
-            pass
-    d["gil_enabled"] = info.gil_enabled()   # after the imports: one may have turned it on
-    d["executable"] = sys.executable
-    d["switch_interval"] = sys.getswitchinterval()
-    return d
 
 
 # ---------------------------------------------------------------------------- finding them
@@ -243,10 +215,10 @@ def compare_interpreters(pythons=None, *, workloads=None, threads=(1, 2, 4), rep
     failures are collected in ``Comparison.errors``."""
     names = check_workloads(workloads)
     counts = check_counts(threads, "threads")
-    repeats = check_positive_int(repeats, "repeats")
+    repeats = checks.integer("repeats", repeats, min=1)
     work = check_work(work)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = checks.number("timeout", timeout, min=0, min_open=True)
+    progress = checks.function("progress", progress, optional=True)
     others = find_interpreters(pythons)
     total = len(others) + bool(include_self)
     suites, errors = {}, {}

@@ -46,8 +46,10 @@ import threading
 from dataclasses import asdict, dataclass, field
 from time import perf_counter
 
-from .runner import check_positive_int
-from .suite import interpreter_label
+from ..runtime import checks
+from ..runtime.threads import WorkerGroup
+from .interpreters import run_json_in
+from .machine import build_info, interpreter_label
 
 KINDS = ("counter", "array")
 WAYS = ("shared", "lock", "own")
@@ -80,10 +82,8 @@ class RaceResult:
 
 
 def _check(kind: str, how: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-    if how not in WAYS:
-        raise ValueError(f"how must be one of {list(WAYS)}, got {how!r}")
+    checks.choice("kind", kind, KINDS)
+    checks.choice("how", how, WAYS)
 
 
 def _counter_task(how: str, counts: list, own: list, lock, n: int):
@@ -135,9 +135,9 @@ def lost_updates(kind: str = "counter", how: str = "shared", threads: int = 2, *
     every thread is joined before returning, and an error in one reaches the caller.
     """
     _check(kind, how)
-    threads = check_positive_int(threads, "threads")
-    n = check_positive_int(UPDATES[kind] if updates is None else updates, "updates")
-    size = check_positive_int(size, "size") if kind == "array" else 1
+    threads = checks.workers("threads", threads)
+    n = checks.integer("updates", UPDATES[kind] if updates is None else updates, min=1)
+    size = checks.integer("size", size, min=1) if kind == "array" else 1
     lock = threading.Lock()
     if kind == "counter":
         counts, own = [0], [0] * threads
@@ -149,37 +149,16 @@ def lost_updates(kind: str = "counter", how: str = "shared", threads: int = 2, *
         own = [np.zeros(size, dtype=np.int64) for _ in range(threads)] if how == "own" else []
         task = _array_task(how, shared, own, lock, n)
     start = threading.Barrier(threads + 1)       # the workers and this thread
-    errors: list = [None] * threads
     ends: list = [0.0] * threads
 
     def worker(i: int) -> None:
-        try:
-            start.wait()
-            task(i)
-            ends[i] = perf_counter()
-        except BaseException as exc:             # handed to the caller below
-            errors[i] = exc
-            start.abort()
+        start.wait()
+        task(i)
+        ends[i] = perf_counter()
 
-    workers = [threading.Thread(target=worker, args=(i,), name=f"race-{i}")
-               for i in range(threads)]
-    started = []
-    try:
-        for t in workers:
-            t.start()
-            started.append(t)
+    with WorkerGroup(threads, worker, "race", on_abort=[start.abort]):
         start.wait()
         t0 = perf_counter()
-    except threading.BrokenBarrierError:
-        t0 = perf_counter()
-    finally:
-        if len(started) < threads:
-            start.abort()
-        for t in started:
-            t.join()
-    real = [e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)]
-    if real:
-        raise real[0]
     if kind == "counter":
         counted = sum(own) if how == "own" else counts[0]
     else:
@@ -260,13 +239,11 @@ def races(threads: int = 2, repeats: int = 3, *, counter_updates: int = UPDATES[
     """:func:`lost_updates` for every kind and way, ``repeats`` times each, on this
     interpreter. ``counter_updates`` are increments per thread; ``array_updates`` passes
     over an array of ``size`` elements per thread."""
-    from .interpreters import build_info
-
-    threads = check_positive_int(threads, "threads")
-    repeats = check_positive_int(repeats, "repeats")
-    updates = {"counter": check_positive_int(counter_updates, "counter_updates"),
-               "array": check_positive_int(array_updates, "array_updates")}
-    size = check_positive_int(size, "size")
+    threads = checks.workers("threads", threads)
+    repeats = checks.integer("repeats", repeats, min=1)
+    updates = {"counter": checks.integer("counter_updates", counter_updates, min=1),
+               "array": checks.integer("array_updates", array_updates, min=1)}
+    size = checks.integer("size", size, min=1)
     skipped = {} if _numpy_available() else {"array": "this Python cannot import numpy"}
     results = []
     for kind in KINDS:
@@ -299,8 +276,6 @@ def races_in(python: str, threads: int = 2, repeats: int = 3, *,
     fails, prints no valid JSON or takes longer than ``timeout`` seconds (then it is
     killed).
     """
-    from .interpreters import run_json_in
-
     return run_json_in(python, lambda exe: races_command(exe, threads, repeats, counter_updates,
                                                          array_updates, size),
                        Races.from_dict, "the races", timeout)

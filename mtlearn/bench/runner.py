@@ -6,72 +6,34 @@ The rules every measurement here follows (DESIGN.md, "Measurement rules"):
   ``threading.Barrier``, so thread start-up is not part of the time;
 * each thread times itself: ``perf_counter`` for wall time and ``thread_time`` for the CPU
   time it got; the run's wall time is from the first start to the last end;
-* every thread is joined before returning, on success and on error; an error in a worker
-  breaks the barriers (nobody waits forever) and reaches the caller with its traceback.
+* the threads are a :class:`mtlearn.runtime.threads.WorkerGroup`: every one is joined
+  before returning, on success and on error; an error in a worker breaks the barriers
+  (nobody waits forever) and reaches the caller with its traceback.
 """
 
 from __future__ import annotations
 
-import operator
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import wait
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from time import perf_counter, thread_time
 
-from ..runtime.trace import Span, Tracer
+from ..runtime import checks
+from ..runtime.threads import WorkerGroup
+from ..runtime.trace import Span, Tracer, no_span
 from .workloads import Workload, get_workload
-
-MAX_THREADS = 512
-_NO_SPAN = nullcontext()
-
-
-def no_span(kind: str):
-    """Stand-in for ``Tracer.span`` when nothing is traced."""
-    return _NO_SPAN
 
 
 def check_counts(values, name: str) -> list[int]:
-    """``values`` as a sorted list of distinct positive ints, always including 1 (the
-    baseline every speedup is relative to); ValueError naming ``name`` otherwise."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise ValueError(f"{name} must be a list of positive integers such as [1, 2, 4], "
-                         f"got {values!r}")
-    out = []
-    for v in values:
-        if isinstance(v, bool):
-            raise ValueError(f"{name} must hold positive integers, got {v!r}")
-        try:
-            v = operator.index(v)
-        except TypeError:
-            raise ValueError(f"{name} must hold positive integers, got {v!r}") from None
-        if v < 1 or v > MAX_THREADS:
-            raise ValueError(f"{name} must hold integers from 1 to {MAX_THREADS}, got {v}")
-        out.append(v)
-    if not out:
-        raise ValueError(f"{name} must not be empty; try [1, 2, 4]")
-    return sorted(set(out) | {1})
-
-
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
+    """``values`` as a sorted list of distinct thread counts, always including 1 (the
+    baseline every speedup is relative to); TypeError/ValueError naming ``name``."""
+    return sorted(set(checks.counts(name, values)) | {1})
 
 
 def check_work(work) -> float:
-    if isinstance(work, bool) or not isinstance(work, int | float) or not 0 < work <= 1000:
-        raise ValueError(f"work must be a number > 0 (1.0 is about 0.2 s on one core), "
-                         f"got {work!r}")
-    return float(work)
+    """The amount of work of a run: a number > 0 (1.0 is about 0.2 s on one core)."""
+    return checks.number("work", work, min=0, max=1000, min_open=True)
 
 
 def split_units(total: int, n: int) -> list[int]:
@@ -130,46 +92,19 @@ def run_threads(w: Workload, n: int, work: float = 1.0, params: dict | None = No
     shared = w.make_shared(n) if w.make_shared else None
     tasks = [w.task(n, shared, span, params) for _ in range(n)]   # allocate before timing
     start = threading.Barrier(n)
-    barriers = [start] + ([shared] if isinstance(shared, threading.Barrier) else [])
     times: list = [None] * n
-    errors: list = [None] * n
 
-    def worker(i: int) -> None:
-        try:
-            start.wait()
-            c0 = thread_time()
-            t0 = perf_counter()
-            tasks[i](shares[i])
-            t1 = perf_counter()
-            times[i] = (t0, t1, thread_time() - c0)
-        except BaseException as exc:         # handed to the caller below
-            errors[i] = exc
-            for b in barriers:
-                b.abort()
+    def worker(k: int) -> None:
+        start.wait()
+        c0 = thread_time()
+        t0 = perf_counter()
+        tasks[k](shares[k])
+        t1 = perf_counter()
+        times[k] = (t0, t1, thread_time() - c0)
 
-    threads = [threading.Thread(target=worker, args=(i,), name=f"worker-{i}")
-               for i in range(n)]
-    started = []
-    try:
-        for t in threads:
-            t.start()
-            started.append(t)
-    except BaseException:
-        for b in barriers:
-            b.abort()
-        raise
-    finally:
-        for t in started:
-            t.join()
-    _raise_first(errors)
+    aborts = [start.abort] + ([shared.abort] if hasattr(shared, "abort") else [])
+    WorkerGroup(n, worker, "worker", on_abort=aborts).run()
     return _make_run(n, times, shares, tracer)
-
-
-def _raise_first(errors: list) -> None:
-    real = [e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)]
-    first = real[0] if real else next((e for e in errors if e is not None), None)
-    if first is not None:
-        raise first
 
 
 def _make_run(n: int, times: list, shares: list[int], tracer: Tracer | None) -> Run:

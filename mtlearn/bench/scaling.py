@@ -3,113 +3,26 @@
 ``scaling("python", threads=[1, 2, 4])`` times a workload at each thread count (median of
 ``repeats``, with min and max) and returns a :class:`ScalingResult`: speedup over the
 1-thread run of the same process, efficiency, and each thread's CPU time next to the wall
-time. ``result.amdahl()`` fits Amdahl's serial fraction ``s`` to the speedups.
-
-Amdahl (fixed work):   S(N) = 1 / (s + (1 - s) / N),   at most 1/s however many threads.
-Gustafson (scaled):    S(N) = N - s (N - 1),   when the work grows with N and the serial
-                       part stays the fraction s of each run.
+time. ``result.amdahl()`` fits Amdahl's serial fraction ``s`` to the speedups and
+``result.usl()`` the Universal Scalability Law's σ and κ (the laws: :mod:`.laws`).
+``traced_run("python", threads=2)`` is one run with every thread's spans recorded, for a
+timeline figure.
 """
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
-from ..runtime import info
+from ..runtime import checks, info
 from ..runtime.trace import Tracer
 from .blas import blas_threads
-from .runner import (
-    Run,
-    check_counts,
-    check_positive_int,
-    check_work,
-    process_pool,
-    run_processes,
-    run_threads,
-)
+from .laws import AmdahlFit, USLFit, fit_amdahl, fit_usl
+from .machine import build_info
+from .runner import Run, check_counts, check_work, process_pool, run_processes, run_threads
 from .workloads import WORKLOADS, Workload, get_workload, numpy_available
-
-# ---------------------------------------------------------------------------- the models
-
-
-def amdahl(n, s: float):
-    """Amdahl's speedup on ``n`` threads (a number or a list) with serial fraction ``s``."""
-    if isinstance(n, int | float):
-        return 1.0 / (s + (1.0 - s) / n)
-    return [amdahl(k, s) for k in n]
-
-
-def gustafson(n, s: float):
-    """Gustafson's scaled speedup ``n - s (n - 1)`` (a number or a list)."""
-    if isinstance(n, int | float):
-        return n - s * (n - 1)
-    return [gustafson(k, s) for k in n]
-
-
-def fit_serial_fraction(threads, speedup) -> float:
-    """Least-squares ``s`` of Amdahl's law through measured ``(threads, speedup)`` pairs.
-
-    Amdahl's law is linear in ``s`` once written as ``1/S - 1/N = s (1 - 1/N)``, so the fit
-    is one division: ``s = sum(x y) / sum(x x)`` with ``x = 1 - 1/N`` and ``y = 1/S - 1/N``.
-    The result is clipped to [0, 1]; 1-thread points carry no information (x = 0).
-    """
-    xs = [1.0 - 1.0 / n for n in threads]
-    ys = [1.0 / S - 1.0 / n for n, S in zip(threads, speedup, strict=True)]
-    sxx = sum(x * x for x in xs)
-    if sxx == 0:
-        raise ValueError("fitting Amdahl's law needs a speedup measured on more than 1 thread")
-    s = sum(x * y for x, y in zip(xs, ys, strict=True)) / sxx
-    return min(max(s, 0.0), 1.0)
-
-
-@dataclass
-class AmdahlFit:
-    """Amdahl's law fitted to measured speedups.
-
-    ``serial_fraction`` is ``s``; ``predicted`` and ``gustafson`` are the two laws at the
-    measured ``threads``; :meth:`curve` evaluates them at any thread counts (for plots).
-    """
-
-    serial_fraction: float
-    threads: list[int]
-    measured: list[float]
-    predicted: list[float]
-    gustafson: list[float]
-    rms_error: float                   # of predicted vs measured speedup
-
-    @property
-    def max_speedup(self) -> float:
-        """1/s: the most any number of threads can give (inf when s = 0)."""
-        s = self.serial_fraction
-        return 1.0 / s if s > 0 else float("inf")
-
-    def curve(self, threads) -> dict[str, list[float]]:
-        """``{"threads", "amdahl", "gustafson", "ideal"}`` at ``threads`` (for a smooth line)."""
-        threads = list(threads)
-        s = self.serial_fraction
-        return {"threads": threads, "amdahl": amdahl(threads, s),
-                "gustafson": gustafson(threads, s), "ideal": [float(n) for n in threads]}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AmdahlFit:
-        return cls(**d)
-
-
-def fit_amdahl(threads, speedup) -> AmdahlFit:
-    """:class:`AmdahlFit` of measured speedups (see :func:`fit_serial_fraction`)."""
-    threads, speedup = list(threads), [float(x) for x in speedup]
-    s = fit_serial_fraction(threads, speedup)
-    pred = amdahl(threads, s)
-    rms = (sum((p - m) ** 2 for p, m in zip(pred, speedup, strict=True)) / len(pred)) ** 0.5
-    return AmdahlFit(serial_fraction=s, threads=threads, measured=speedup, predicted=pred,
-                     gustafson=gustafson(threads, s), rms_error=rms)
-
 
 # ---------------------------------------------------------------------------- results
 
@@ -150,13 +63,22 @@ class ScalingResult:
     gil_enabled: bool = True
     startup: float = 0.0
 
+    def _points(self, upto: int | None) -> tuple[list[int], list[float]]:
+        pts = [(n, S) for n, S in zip(self.threads, self.speedup, strict=True)
+               if upto is None or n <= upto]
+        return [n for n, _ in pts], [S for _, S in pts]
+
     def amdahl(self, upto: int | None = None) -> AmdahlFit:
         """Fit Amdahl's law to the speedups, using thread counts up to ``upto`` (default:
         all). CPU-bound work cannot go faster than the core count, whatever its serial
         fraction: fit with ``upto=result.cores`` to read ``s`` from those points alone."""
-        pts = [(n, S) for n, S in zip(self.threads, self.speedup, strict=True)
-               if upto is None or n <= upto]
-        return fit_amdahl([n for n, _ in pts], [S for _, S in pts])
+        return fit_amdahl(*self._points(upto))
+
+    def usl(self, upto: int | None = None) -> USLFit:
+        """Fit the Universal Scalability Law (σ, κ) to the speedups at counts up to
+        ``upto`` (default: all; the USL's κ is what makes a curve turn down, so the counts
+        past the peak are what it needs)."""
+        return fit_usl(*self._points(upto))
 
     def at(self, n: int) -> dict:
         """Every per-count value at ``n`` threads, as a dict."""
@@ -183,6 +105,10 @@ class ScalingResult:
             limit = (f"at most {fit.max_speedup:.1f}x" if fit.serial_fraction > 0
                      else "no limit from it")
             lines.append(f"Amdahl fit: serial fraction s = {fit.serial_fraction:.2f} ({limit})")
+            u = self.usl()
+            peak = (f"peak {u.peak_speedup:.2f}x at {u.peak_threads:.1f} threads"
+                    if u.kappa > 0 else "no peak")
+            lines.append(f"USL fit: σ = {u.sigma:.3f}, κ = {u.kappa:.4f} ({peak})")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -239,8 +165,9 @@ def scaling(workload: str = "python", threads=(1, 2, 4), repeats: int = 3, *,
     """
     w, params = check_workload(workload, params)
     counts = check_counts(threads, "threads")
-    repeats = check_positive_int(repeats, "repeats")
+    repeats = checks.integer("repeats", repeats, min=1)
     work = check_work(work)
+    progress = checks.function("progress", progress, optional=True)
     pin = blas_threads(w.blas_threads) if w.blas_threads and not processes else nullcontext()
     runs: dict[int, list[Run]] = {n: [] for n in counts}
     total = repeats * len(counts) + bool(warmup)
@@ -302,22 +229,23 @@ def _summarise(w: Workload, counts: list[int], runs: dict[int, list[Run]], repea
         efficiency=[S / n for S, n in zip(speedup, counts, strict=True)],
         cpu_seconds=cpu, cpu_per_thread=per_thread, cpu_wall=cpu_wall, walls=walls,
         repeats=repeats, work=work, units=max(1, round(w.units * work)), params=dict(params),
-        cores=info.cpu_count(), python=platform.python_version(),
+        cores=info.cpu_count(), python=build_info()["python"],
         free_threaded_build=info.free_threaded_build(), gil_enabled=info.gil_enabled(),
         startup=startup)
 
 
-def timeline(workload: str = "python", threads: int = 2, *, work: float = 0.5,
-             **params) -> Run:
-    """One traced run of ``workload`` on ``threads`` threads, for a timeline figure.
+def traced_run(workload: str = "python", threads: int = 2, *, work: float = 0.5,
+               **params) -> Run:
+    """One traced run of ``workload`` on ``threads`` threads, for a timeline figure
+    (``viz.timeline(run.spans)``).
 
     Returns a :class:`Run` whose ``spans`` (one per chunk of work, and for ``mixed`` one
     per phase of each step: ``wait``, ``compute``, ``io``) have times relative to the
-    run's start and ``worker-0``, ``worker-1``... as thread names.
+    run's start and ``worker-0``, ``worker-1``... as thread names. A short untraced run
+    comes first, to warm up.
     """
     w, params = check_workload(workload, params)
-    n = check_positive_int(threads, "threads")
-    check_counts([n], "threads")
+    n = checks.workers("threads", threads)
     work = check_work(work)
     with blas_threads(w.blas_threads) if w.blas_threads else nullcontext():
         run_threads(w, n, min(work, 0.1), params)                  # warm-up

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .runner import check_counts, check_positive_int, check_work
+from ..runtime import checks
+from .machine import build_info, describe_build, interpreter_label
+from .runner import check_counts, check_work
 from .scaling import ScalingResult, check_workload, scaling
 from .workloads import WORKLOADS
 
 FORMAT = "mtlearn.gil/1"      # the JSON's "format", checked when reading it back
-
-
-def interpreter_label(info: dict) -> str:
-    """Short name of an interpreter from its ``build_info()``, e.g.
-    ``3.13.5t free-threaded (GIL off)``."""
-    t = "t" if info.get("free_threaded_build") else ""
-    build = "free-threaded" if info.get("free_threaded_build") else "GIL build"
-    gil = "on" if info.get("gil_enabled") else "off"
-    return f"{info.get('python', '?')}{t} {build} (GIL {gil})"
 
 
 @dataclass
@@ -107,17 +100,6 @@ class Suite:
                    skipped=dict(d.get("skipped", {})))
 
 
-def describe_build(i: dict) -> str:
-    """One line: Python version and build, GIL state, cores, numpy and BLAS."""
-    build = "free-threaded build" if i.get("free_threaded_build") else "GIL build"
-    blas = ", ".join(f"{b.get('library')} {b.get('version') or ''}".strip()
-                     for b in i.get("blas") or [] if b.get("api") == "blas") or "no BLAS found"
-    numpy = f"numpy {i['numpy']}" if i.get("numpy") else "no numpy"
-    return (f"{i.get('implementation', 'Python')} {i.get('python', '?')}, {build}, GIL "
-            f"{'on' if i.get('gil_enabled') else 'off'} now · {i.get('cores', '?')} cores · "
-            f"{numpy} · {blas}")
-
-
 def check_workloads(workloads) -> list[str]:
     """Names from a list (or a comma-separated string); ValueError for unknown ones."""
     if workloads is None:
@@ -126,11 +108,8 @@ def check_workloads(workloads) -> list[str]:
         workloads = [w.strip() for w in workloads.split(",") if w.strip()]
     names = list(workloads)
     if not names:
-        raise ValueError("workloads must not be empty")
-    bad = [w for w in names if w not in WORKLOADS]
-    if bad:
-        raise ValueError(f"workloads: unknown {bad}; choose from {list(WORKLOADS)}")
-    return names
+        raise ValueError("workloads must not be empty; choose from " + ", ".join(WORKLOADS))
+    return [checks.choice("workloads (each)", w, WORKLOADS) for w in names]
 
 
 def suite(workloads=None, threads=(1, 2, 4), repeats: int = 3, *, work: float = 1.0,
@@ -141,11 +120,9 @@ def suite(workloads=None, threads=(1, 2, 4), repeats: int = 3, *, work: float = 
     ``processes``, the CPU-bound workloads are also run on a process pool.
     ``progress(fraction, text)`` as in :func:`scaling`.
     """
-    from .interpreters import build_info
-
     names = check_workloads(workloads)
     counts = check_counts(threads, "threads")
-    repeats = check_positive_int(repeats, "repeats")
+    repeats = checks.integer("repeats", repeats, min=1)
     work = check_work(work)
     results, procs, skipped = {}, {}, {}
     plan = [(n, False) for n in names]

@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..runtime import checks
+
 # ---------------------------------------------------------------------------- the work
 
 
@@ -208,7 +210,8 @@ class Workload:
     make_shared: Callable[[int], object] | None = None
 
     def check_params(self, params: dict) -> dict:
-        """``params`` merged over the defaults; ValueError for unknown or bad ones."""
+        """``params`` merged over the defaults; ValueError for unknown ones or out of range,
+        TypeError for a value that is not a number."""
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             allowed = ", ".join(self.params) or "no parameters"
@@ -216,9 +219,7 @@ class Workload:
                              f"it takes {allowed}")
         merged = {**self.params, **params}
         for name, (low, high) in self.bounds.items():
-            v = merged[name]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not low <= v <= high:
-                raise ValueError(f"{name} must be a number in [{low}, {high}], got {v!r}")
+            merged[name] = checks.number(name, merged[name], min=low, max=high)
         return merged
 
     def task(self, n_threads: int, shared, span, params: dict) -> Callable[[int], None]:
@@ -264,9 +265,7 @@ def get_workload(name) -> Workload:
     """The :class:`Workload` called ``name`` (or ``name`` itself if it is one)."""
     if isinstance(name, Workload):
         return name
-    if not isinstance(name, str) or name not in WORKLOADS:
-        raise ValueError(f"workload must be one of {list(WORKLOADS)}, got {name!r}")
-    return WORKLOADS[name]
+    return WORKLOADS[checks.choice("workload", name, WORKLOADS)]
 
 
 def numpy_available() -> bool:

@@ -158,7 +158,7 @@ class ScalingLab(Dashboard):
                                       **params, progress=_part(report, threads_end, 0.9))
         n = min(max(counts), TIMELINE_THREADS)
         report(0.9, f"{name}: one traced run on {n} threads")
-        run = bench.timeline(name, n, work=min(work, TIMELINE_WORK), **params)
+        run = bench.traced_run(name, n, work=min(work, TIMELINE_WORK), **params)
         report(1.0, f"{name}: done")
         return ScalingLabResult(result, processes, run)
 
