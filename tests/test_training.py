@@ -1,14 +1,25 @@
-"""End-to-end: the CNN learns the built-in datasets, and the command line works."""
+"""``training.fit``: a thin layer over ``parallel.train`` (same steps, same losses), validation
+per epoch, Stop, the optimizer forms, and ``nn.fit_tbptt``'s optimizer forms."""
 
-import subprocess
-import sys
+import threading
 
 import numpy as np
 import pytest
 
-from mtlearn import data, nn
-from mtlearn.__main__ import main
+from mtlearn import data, nn, parallel
 from mtlearn.training import accuracy, fit
+
+
+@pytest.fixture(scope="module")
+def shapes64():
+    """250 float64 shapes: 200 to train (not a multiple of the batch sizes used), 50 to
+    validate."""
+    X, y = data.shapes(250, seed=1, dtype=np.float64)
+    return (X[:200], y[:200]), (X[200:], y[200:])
+
+
+def cnn(seed=3):
+    return nn.course_cnn(num_classes=4, seed=seed, dtype=np.float64)
 
 
 @pytest.mark.slow
@@ -32,62 +43,142 @@ def test_cnn_learns_digits():
     assert result.final_accuracy >= 0.95, result.val_accuracy
 
 
-def test_fit_is_deterministic_and_validates():
-    X, y = data.shapes(200, seed=1)
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_fit_makes_the_steps_of_parallel_train_serial(shapes64, momentum):
+    """Same settings, same losses and parameters, bit for bit: fit *is* the serial strategy
+    (plain SGD by default, the last partial batch dropped), plus validation. (fit leaves
+    BLAS threads alone unless told; the same BLAS thread count is part of "bit for bit".)"""
+    train, val = shapes64
+    a, b = cnn(), cnn()
+    result = fit(a, nn.SoftmaxCrossEntropy(), train, val, epochs=2, batch_size=48, lr=0.05,
+                 momentum=momentum, seed=5, blas_threads=1)
+    opt = None if momentum == 0 else (lambda p: nn.SGD(p, lr=0.05, momentum=momentum))
+    history = parallel.train(b, nn.SoftmaxCrossEntropy(), train, strategy="serial",
+                             epochs=2, batch_size=48, lr=0.05, seed=5, optimizer=opt)
+    assert len(result.losses) == 2 * (200 // 48) == history.steps      # 8 full batches
+    assert result.losses == history.losses
+    np.testing.assert_array_equal(a.params, b.params)
+    assert result.history.config["strategy"] == "serial"
+    assert result.history.config["optimizer"] == f"SGD(lr=0.05, momentum={momentum:g})"
+
+
+def test_fit_validates_and_times_each_epoch(shapes64):
+    train, val = shapes64
+    model = cnn()
+    steps = []
+    result = fit(model, nn.SoftmaxCrossEntropy(), train, val, epochs=3, batch_size=50,
+                 seed=5, on_step=lambda k, v: steps.append(k))
+    assert steps == list(range(1, 13))
+    assert len(result.val_accuracy) == len(result.epoch_times) == 3
+    assert result.final_accuracy == accuracy(model, *val)      # after the last epoch
+    assert all(0 <= a <= 1 for a in result.val_accuracy)
+    assert all(t > 0 for t in result.epoch_times)
+    assert sum(result.epoch_times) <= result.wall_time
+    assert not result.cancelled
+    without = fit(cnn(), nn.SoftmaxCrossEntropy(), train, epochs=1, batch_size=50, seed=5)
+    assert without.val_accuracy == [] and without.final_accuracy is None
+    assert len(without.epoch_times) == 1
+
+
+def test_fit_is_deterministic_and_checks_its_arguments(shapes64):
+    train, val = shapes64
     runs = []
     for _ in range(2):
-        model = nn.course_cnn(num_classes=4, seed=3)
-        fit(model, nn.SoftmaxCrossEntropy(), (X, y), epochs=1, batch_size=50, seed=5)
+        model = cnn()
+        fit(model, nn.SoftmaxCrossEntropy(), train, epochs=1, batch_size=50, seed=5)
         runs.append(model.params.copy())
     np.testing.assert_array_equal(*runs)
-    assert 0 <= accuracy(model, X, y) <= 1
+    X, y = train
+    loss = nn.SoftmaxCrossEntropy()
     with pytest.raises(ValueError, match="same length"):
-        fit(model, nn.SoftmaxCrossEntropy(), (X, y[:-1]))
+        fit(model, loss, (X, y[:-1]))
     with pytest.raises(ValueError, match="epochs"):
-        fit(model, nn.SoftmaxCrossEntropy(), (X, y), epochs=0)
+        fit(model, loss, train, epochs=0)
+    with pytest.raises(ValueError, match="lr"):
+        fit(model, loss, train, lr=float("inf"))
+    with pytest.raises(ValueError, match="momentum"):
+        fit(model, loss, train, momentum=1.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(model, loss, train, batch_size=201)
+    with pytest.raises(ValueError, match="^val: X and y"):
+        fit(model, loss, train, (val[0], val[1][:-1]))
+    with pytest.raises(TypeError, match="^val"):
+        fit(model, loss, train, val=val[0])
+    with pytest.raises(ValueError, match="not both"):
+        fit(model, loss, train, momentum=0.9, optimizer=lambda p: nn.SGD(p, lr=0.1))
+    with pytest.raises(TypeError, match="optimizer"):
+        fit(model, loss, train, optimizer="adam")
 
 
-def test_cli_info(capsys):
-    assert main(["info"]) == 0
-    out = capsys.readouterr().out
-    for word in ("cores", "python", "numpy", "threads"):
-        assert word in out
+def test_fit_takes_an_optimizer_or_a_factory(shapes64):
+    train, _ = shapes64
+    a, b = cnn(), cnn()
+    fit(a, nn.SoftmaxCrossEntropy(), train, epochs=1, batch_size=50,
+        optimizer=nn.Adam(a.params, lr=1e-3))
+    fit(b, nn.SoftmaxCrossEntropy(), train, epochs=1, batch_size=50,
+        optimizer=lambda p: nn.Adam(p, lr=1e-3))
+    np.testing.assert_array_equal(a.params, b.params)
+    other = cnn()
+    with pytest.raises(ValueError, match="not model.params"):
+        fit(a, nn.SoftmaxCrossEntropy(), train, optimizer=nn.Adam(other.params, lr=1e-3))
+    with pytest.raises(ValueError, match="factory"):
+        fit(a, nn.SoftmaxCrossEntropy(), train, strategy="sync", threads=2,
+            optimizer=nn.Adam(a.params, lr=1e-3))
 
 
-def test_cli_train_cnn_runs_with_progress_bar():
-    proc = subprocess.run([sys.executable, "-m", "mtlearn", "train", "cnn", "--n", "300",
-                           "--epochs", "1"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "final validation accuracy" in proc.stdout
-    assert "steps/s" in proc.stderr and "[" in proc.stderr
+def test_fit_on_two_threads_equals_serial(shapes64, no_thread_leak):
+    train, val = shapes64
+    a, b = cnn(), cnn()
+    serial = fit(a, nn.SoftmaxCrossEntropy(), train, val, epochs=2, batch_size=50, seed=5)
+    sync = fit(b, nn.SoftmaxCrossEntropy(), train, val, epochs=2, batch_size=50, seed=5,
+               strategy="sync", threads=2)
+    assert sync.history.strategy == "sync" and sync.history.threads == 2
+    np.testing.assert_allclose(sync.losses, serial.losses, rtol=1e-10)
+    np.testing.assert_allclose(b.params, a.params, rtol=1e-10, atol=1e-12)
+    assert sync.val_accuracy == serial.val_accuracy
 
 
-def test_cli_rejects_bad_arguments(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "cnn", "--epochs", "0"])
-    assert "positive integer" in capsys.readouterr().err
+def test_cancel_stops_fit_and_returns_what_it_has(shapes64):
+    train, val = shapes64
+    cancel = threading.Event()
+
+    def on_step(step, loss):
+        if step == 5:
+            cancel.set()
+
+    result = fit(cnn(), nn.SoftmaxCrossEntropy(), train, val, epochs=3, batch_size=50,
+                 on_step=on_step, cancel=cancel)
+    assert result.cancelled and result.history.cancelled
+    assert len(result.losses) == 5                      # stopped at the next step
+    assert len(result.val_accuracy) == 1                # only epoch 1 (steps 1-4) ended
 
 
-def test_cli_train_lstm_on_chars_samples_text():
-    proc = subprocess.run([sys.executable, "-m", "mtlearn", "train", "lstm", "--epochs", "1",
-                           "--hidden", "32", "--batch-size", "64"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "unigram" in proc.stdout and "final loss" in proc.stdout
-    assert "sample at temperature 0.8" in proc.stdout and "=" in proc.stdout.split("correct")[-1]
-    assert "steps/s" in proc.stderr and "[" in proc.stderr
+def test_fit_stops_at_the_first_non_finite_loss():
+    """A linear regression at lr=1e200 overflows to an infinite loss within a few steps."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 3)), rng.standard_normal((64, 1))
+
+    def model():
+        return nn.Sequential(nn.Dense(3, 1), seed=0, dtype=np.float64)
+
+    with pytest.raises(FloatingPointError, match="diverged"), np.errstate(all="ignore"):
+        fit(model(), nn.MSELoss(), (X, y), epochs=5, batch_size=8, lr=1e200)
+    with np.errstate(all="ignore"):
+        result = fit(model(), nn.MSELoss(), (X, y), epochs=5, batch_size=8, lr=1e200,
+                     check_finite=False)
+    assert not np.isfinite(result.losses).all() and len(result.losses) == 40
 
 
-@pytest.mark.parametrize("model", ["rnn", "gru"])
-def test_cli_train_recurrent_on_the_adding_problem(model, capsys):
-    assert main(["train", model, "--dataset", "adding", "--n", "256", "--epochs", "1",
-                 "--seq-len", "10", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "to beat (always answering 1.0)" in out and "test mean squared error" in out
-
-
-def test_cli_train_rejects_a_dataset_the_model_cannot_learn(capsys):
-    assert main(["train", "cnn", "--dataset", "chars"]) == 2
-    assert "shapes or digits" in capsys.readouterr().err
-    assert main(["train", "lstm", "--dataset", "digits"]) == 2
-    assert "chars or adding" in capsys.readouterr().err
+def test_fit_tbptt_takes_an_optimizer_or_a_factory():
+    ids = data.Vocabulary.from_text("0123456789+=\n").encode(data.generate_arithmetic(100))
+    chunks = data.tbptt_batches(ids, 4, 8)
+    a = nn.char_model(13, "gru", hidden_size=8, seed=2)
+    b = nn.char_model(13, "gru", hidden_size=8, seed=2)
+    la, _ = nn.fit_tbptt(a, chunks, nn.SGD(a.params, lr=0.05))
+    lb, _ = nn.fit_tbptt(b, chunks, lambda p: nn.SGD(p, lr=0.05))
+    assert la == lb
+    np.testing.assert_array_equal(a.params, b.params)
+    with pytest.raises(TypeError, match="optimizer"):
+        nn.fit_tbptt(a, chunks, lambda p: None)
+    with pytest.raises(TypeError, match="optimizer"):
+        nn.fit_tbptt(a, chunks, nn.SGD)

@@ -82,26 +82,44 @@ def fit_tbptt(model: Sequential, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
               on_step: Callable[[int, float], None] | None = None):
     """Train ``model`` in place on consecutive chunks with truncated BPTT.
 
+    Why this is its own loop and not ``parallel.train`` (mtlearn's one training core, used
+    by ``training.fit``): each chunk starts from the recurrent state the previous chunk
+    ended in, so step k needs the *output* of step k-1, in the order of the text.
+    ``parallel.train`` is built on the opposite contract: a step is a function of the
+    parameters and an independent batch — batches are reshuffled every epoch, cut into
+    shards or micro-batches for threads, and the layers keep no state between calls. Feeding
+    it chunks would either drop the carried state (every chunk starting from zeros: plain
+    windows, which is what ``python -m mtlearn train lstm`` does so that every strategy can
+    run it) or smuggle state through the model and break every strategy but serial. So
+    this loop stays minimal: forward from the carried state, backward, optional clipping,
+    one optimizer step, in chunk order; the optimizer forms are ``parallel.train``'s.
+
     Parameters
     ----------
     model : a ``Sequential`` with recurrent layers, e.g. :func:`char_model`
-    chunks : iterable of ``(x, y)``, each ``(N, T)``, where row n of a chunk continues row n of
-        the previous one (``mtlearn.data.tbptt_batches`` makes them)
-    optimizer : an ``nn`` optimizer on ``model.params``
+    chunks : iterable of ``(x, y)``, each ``(N, T)`` int ids, where row n of a chunk
+        continues row n of the previous one (``mtlearn.data.tbptt_batches`` makes them)
+    optimizer : an ``nn`` optimizer on ``model.params`` (``nn.Adam(model.params,
+        lr=0.01)``; keep it across calls to keep its state), or a factory ``params ->
+        nn.Optimizer`` as ``parallel.train`` takes (``lambda p: nn.SGD(p, lr=0.05)`` is the
+        default optimizer of ``parallel.train`` and ``training.fit``), called once here
     loss : default :class:`SequenceCrossEntropy`
     states : the recurrent states to start from (``None``: zeros), as returned by this
         function or :func:`~mtlearn.nn.forward_with_state`
     clip_norm : if given, clip the gradient's 2-norm to it (tames exploding gradients)
-    on_step : ``on_step(step, loss)`` after every step
+    on_step : ``on_step(step, loss)`` after every step (1-based)
 
     Returns ``(losses, states)``: the loss of every step and the states after the last chunk.
     """
     if clip_norm is not None:
         clip_norm = checks.number("clip_norm", clip_norm, min=0, min_open=True)
     checks.function("on_step", on_step, "a function on_step(step, loss)", optional=True)
-    if not callable(getattr(optimizer, "step", None)):
-        raise TypeError(f"optimizer must have a step(grads) method (an nn.SGD or nn.Adam on "
-                        f"model.params), got {type(optimizer).__name__}")
+    if callable(optimizer) and not callable(getattr(optimizer, "step", None)):
+        optimizer = optimizer(model.params)
+    if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"optimizer must be an nn optimizer on model.params (e.g. "
+                        f"nn.SGD(model.params, lr=0.05)) or a factory params -> optimizer, "
+                        f"got {type(optimizer).__name__}")
     loss = loss or SequenceCrossEntropy()
     grads = np.empty_like(model.params)
     losses: list[float] = []
