@@ -19,8 +19,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns its exit status (argparse exits with 2 on bad arguments).
+
+    Ctrl-C ends the command with status 130 and one line, not a traceback: every training
+    strategy has already stopped and joined its threads by the time it gets here."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
