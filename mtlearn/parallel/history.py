@@ -53,6 +53,60 @@ class History:
             out[s.kind] = out.get(s.kind, 0.0) + (s.end - s.start)
         return out
 
+    def breakdown(self, window: tuple[float, float] | None = None
+                  ) -> dict[str, dict[str, float]]:
+        """Where each thread's time went: an X-ray of the run, from its trace.
+
+        Returns ``{thread name: parts}`` for every thread in :attr:`trace` (in order of first
+        appearance), ``parts`` a dict of seconds, in this order:
+
+        ``compute_cpu``
+            CPU time inside ``compute``, ``forward`` and ``backward`` spans: the thread ran.
+        ``compute_wait``
+            the rest of those spans' wall time (wall - CPU): the thread was ready to compute
+            but not running — waiting for the GIL, or for a free core.
+        ``wait``
+            ``wait`` spans: barriers, locks, queues (waiting for the other threads).
+        ``reduce``, ``update``, ``load``
+            spans of those kinds (summing gradients, the optimizer step, loading batches).
+        ``other``
+            the rest of :attr:`wall_time` (of the window, when given): before the thread's
+            first span and after its last (starting and joining threads), untraced code
+            between spans, and spans of any other kind.
+
+        The parts of every thread add up to ``wall_time``: spans are clipped to
+        ``[0, wall_time]``, and where a thread's spans overlap the time is counted once,
+        for the span that started first. ``window=(t0, t1)`` (seconds from the start, e.g.
+        ``(step_times[0], step_times[-1])`` to leave out start-up and the first step) looks
+        at that stretch only; the parts then add up to ``t1 - t0``. A run with
+        ``trace=False`` has no threads here.
+        """
+        compute = ("compute", "forward", "backward")
+        named = ("wait", "reduce", "update", "load")
+        lo, hi = (0.0, self.wall_time) if window is None else map(float, window)
+        order = list(dict.fromkeys(s.thread for s in self.trace))
+        out = {}
+        for thread in order:
+            parts = dict.fromkeys(("compute_cpu", "compute_wait", *named, "other"), 0.0)
+            covered = lo                      # time of this thread already counted
+            for s in sorted((s for s in self.trace if s.thread == thread),
+                            key=lambda s: s.start):
+                start, end = max(s.start, covered), min(s.end, hi)
+                if end <= start:
+                    continue
+                wall = end - start
+                covered = end
+                if s.kind in compute:
+                    kept = wall / (s.end - s.start)       # the share of the span counted
+                    cpu = min(max(s.cpu * kept, 0.0), wall)
+                    parts["compute_cpu"] += cpu
+                    parts["compute_wait"] += wall - cpu
+                elif s.kind in named:
+                    parts[s.kind] += wall
+            parts["other"] = max(hi - lo - sum(parts.values()), 0.0)
+            out[thread] = parts
+        return out
+
     def summary(self) -> str:
         """A few lines: steps, time per step, loss first -> last, CPU per thread, span kinds."""
         n = self.steps

@@ -25,6 +25,7 @@ from .training import (
     timing_bars,
     training_curves,
 )
+from .xray import xray
 
 __all__ = ["apply_style"]
 __all__ += ["accuracy_curve", "feature_maps", "filter_grid", "image_grid", "loss_curve",
@@ -34,3 +35,4 @@ __all__ += ["amdahl_speedup", "kind_colors", "speedup_curve", "timeline"]
 __all__ += ["bubble_curve", "bubble_theory", "peak_live_bars", "schedule_chart",
             "staleness_histogram"]
 __all__ += ["convoy_plot", "interpreters_plot", "oversubscription_heatmap", "scaling_plot"]
+__all__ += ["xray"]
