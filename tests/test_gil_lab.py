@@ -13,8 +13,8 @@ from threadpoolctl import threadpool_info
 
 matplotlib.use("Agg")
 
-from mtlearn import bench  # noqa: E402
-from mtlearn.widgets import (  # noqa: E402
+from mtlearn import bench
+from mtlearn.widgets import (
     OversubscriptionLab,
     OversubscriptionLabResult,
     ScalingLab,
@@ -27,13 +27,24 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def texts(lab, stream="stdout"):
-    return "".join(o.get("text", "") for o in lab.out.outputs
-                   if o["output_type"] == "stream" and o.get("name", "stdout") == stream)
+    """What the lab wrote: its text blocks (<pre> HTML with a text/plain copy), or with
+    ``stream="stderr"`` its errors."""
+    if stream == "stderr":
+        return "".join(o.get("text", "") for o in lab.out.outputs
+                       if o["output_type"] == "stream" and o.get("name") == "stderr")
+    return "\n".join(o["data"]["text/plain"] for o in lab.out.outputs
+                     if o["output_type"] == "display_data" and "text/html" in o["data"])
+
+
+def kinds(lab):
+    return ["text" if "text/html" in o.get("data", {}) else
+            "figure" if "image/png" in o.get("data", {}) else o["output_type"]
+            for o in lab.out.outputs]
 
 
 def pngs(lab):
     return [base64.b64decode(o["data"]["image/png"]) for o in lab.out.outputs
-            if o["output_type"] == "display_data"]
+            if "image/png" in o.get("data", {})]
 
 
 def blas_counts():
@@ -54,13 +65,12 @@ def test_scaling_lab_shows_table_plot_and_timeline(no_thread_leak):
     lab = ScalingLab(workload="io", max_threads=2, repeats=1, work=0.05)
     result = lab.run()
     assert isinstance(result, ScalingLabResult)
-    assert [o["output_type"] for o in lab.out.outputs] == ["stream", "display_data",
-                                                           "display_data"]
+    assert kinds(lab) == ["text", "figure", "figure"]
     out = texts(lab)
     assert "io (1 ms blocking waits) on threads" in out and "speedup" in out
     assert "Amdahl fit: serial fraction" in out and "traced run on 2 threads" in out
     assert all(p.startswith(PNG) for p in pngs(lab))
-    assert lab.progress.value == 1.0 and lab.status.value == "done"
+    assert lab.progress_bar.value == 1.0 and lab.status == "done"
     r = result.result
     assert r.workload == "io" and r.threads == [1, 2] and r.repeats == 1
     assert r.work == 0.05 and r.speedup[0] == 1.0 and r.mode == "threads"
@@ -73,7 +83,7 @@ def test_scaling_lab_shows_table_plot_and_timeline(no_thread_leak):
 
 @pytest.mark.parametrize("name", list(bench.WORKLOADS))
 def test_scaling_lab_runs_every_workload(name, no_thread_leak):
-    assert name in [value for _, value in ScalingLab().workload.options]
+    assert name in [value for _, value in ScalingLab().workload_dropdown.options]
     lab = ScalingLab(workload=name, max_threads=2, repeats=1, work=TINY)
     result = lab.run()
     assert result.result.workload == name and result.result.threads == [1, 2]
@@ -83,24 +93,24 @@ def test_scaling_lab_runs_every_workload(name, no_thread_leak):
 def test_thread_counts_follow_the_slider():
     lab = ScalingLab(max_threads=3)
     assert lab.thread_counts == [1, 2, 3]
-    lab.max_threads.value = 6
+    lab.max_threads_slider.value = 6
     assert lab.thread_counts == [1, 2, 3, 4, 5, 6]
-    lab.max_threads.value = 1000                           # clamped by the slider
+    lab.max_threads_slider.value = 1000                           # clamped by the slider
     assert lab.thread_counts[-1] == gil_lab.MAX_THREADS
 
 
 def test_serial_fraction_shows_for_mixed_only_and_reaches_the_workload(no_thread_leak):
     lab = ScalingLab(workload="python", max_threads=2, repeats=1, work=TINY)
-    assert lab.serial_fraction.layout.display == "none"
-    lab.workload.value = "mixed"
-    assert lab.serial_fraction.layout.display is None
-    lab.serial_fraction.value = 0.2
+    assert lab.serial_fraction_slider.layout.display == "none"
+    lab.workload_dropdown.value = "mixed"
+    assert lab.serial_fraction_slider.layout.display is None
+    lab.serial_fraction_slider.value = 0.2
     result = lab.run()
     assert result.result.params["serial_fraction"] == 0.2
     assert "mixed (s = 0.2)" in texts(lab) or "mixed (per step" in texts(lab)
     assert {s.kind for s in result.timeline.spans} == {"wait", "compute", "io"}
-    lab.workload.value = "numpy"
-    assert lab.serial_fraction.layout.display == "none"
+    lab.workload_dropdown.value = "numpy"
+    assert lab.serial_fraction_slider.layout.display == "none"
     assert lab.run().result.params == {}                   # only mixed takes it
 
 
@@ -118,11 +128,11 @@ def test_scaling_lab_also_on_processes(no_thread_leak):
 def test_scaling_lab_stop_ends_the_run_and_its_thread(no_thread_leak):
     lab = ScalingLab(workload="python", max_threads=8, repeats=9, work=0.5)
     lab.run_button.click()                          # as the button does: in the background
-    assert wait_for(lambda: lab.status.value.startswith("python:"))
+    assert wait_for(lambda: lab.status.startswith("python:"))
     assert lab.running and lab.stop_button.disabled is False
     lab.stop_button.click()
-    assert not lab.running and lab.status.value == "stopped"
-    assert lab.result is None and lab.error is None and lab.progress.value < 1
+    assert not lab.running and lab.status == "stopped"
+    assert lab.result is None and lab.error is None and lab.progress_bar.value < 1
     assert lab.out.outputs == ()
     assert not lab.run_button.disabled and lab.stop_button.disabled
 
@@ -136,7 +146,7 @@ def test_scaling_lab_shows_errors_and_run_reraises(monkeypatch, no_thread_leak):
     with pytest.raises(RuntimeError, match="the lab broke"):
         lab.run()
     assert "RuntimeError: the lab broke" in texts(lab, "stderr")
-    assert "error" in lab.status.value and not lab.running
+    assert "error" in lab.status and not lab.running
 
 
 # ---------------------------------------------------------------------------- BLAS lab
@@ -147,7 +157,7 @@ def test_oversubscription_lab_shows_table_heatmap_best_and_worst(no_thread_leak)
     lab = OversubscriptionLab(max_py=2, max_blas=2, size=128, repeats=1, work=0.05)
     result = lab.run()
     assert isinstance(result, OversubscriptionLabResult)
-    assert [o["output_type"] for o in lab.out.outputs] == ["stream", "display_data"]
+    assert kinds(lab) == ["text", "figure"]
     out = texts(lab)
     assert "GEMMs of 128x128" in out and "fastest: " in out and "slowest: " in out
     assert pngs(lab)[0].startswith(PNG)
@@ -165,7 +175,7 @@ def test_oversubscription_lab_colour_choice(no_thread_leak):
     result = lab.run()
     assert result.value == "seconds"
     assert result.figure().axes[1].get_ylabel() == "seconds (median)"
-    lab.show.value = "speedup"
+    lab.show_buttons.value = "speedup"
     assert lab.run().value == "speedup"
 
 
@@ -173,9 +183,9 @@ def test_oversubscription_lab_stop(no_thread_leak):
     before = blas_counts()
     lab = OversubscriptionLab(max_py=4, max_blas=4, size=256, repeats=9, work=1.0)
     lab.run_button.click()
-    assert wait_for(lambda: "Python x" in lab.status.value)
+    assert wait_for(lambda: "Python x" in lab.status)
     lab.stop_button.click()
-    assert not lab.running and lab.status.value == "stopped" and lab.result is None
+    assert not lab.running and lab.status == "stopped" and lab.result is None
     assert lab.out.outputs == ()
     assert blas_counts() == before
 
@@ -187,8 +197,8 @@ def test_labs_refuse_values_they_do_not_offer():
         ScalingLab(workload="fortran")
     lab = OversubscriptionLab()
     with pytest.raises(traitlets.TraitError):
-        lab.size.value = 100
+        lab.size_dropdown.value = 100
     with pytest.raises(traitlets.TraitError):
-        lab.show.value = "flops"
-    lab.max_py.value = 0
-    assert lab.max_py.value == 1
+        lab.show_buttons.value = "flops"
+    lab.max_py_slider.value = 0
+    assert lab.max_py_slider.value == 1

@@ -10,29 +10,31 @@ import pytest
 
 matplotlib.use("Agg")
 
-from mtlearn import data, nn, parallel  # noqa: E402
-from mtlearn.nn import balanced_mlp  # noqa: E402
-from mtlearn.parallel import ideal_schedule, measured_schedule, step_window  # noqa: E402
-from mtlearn.parallel.pipeline import schedule  # noqa: E402
-from mtlearn.widgets import PipelineLab, PipelineLabResult  # noqa: E402
-from mtlearn.widgets.pipeline_lab import SWEEP  # noqa: E402
+from mtlearn import data, nn, parallel
+from mtlearn.nn import balanced_mlp
+from mtlearn.parallel import ideal_schedule, measured_schedule, step_window
+from mtlearn.parallel.pipeline import schedule
+from mtlearn.widgets import PipelineLab, PipelineLabResult, pipeline_lab
+from mtlearn.widgets.pipeline_lab import SWEEP, compact
 
 
 def _texts(lab):
-    return "".join(o.get("text", "") for o in lab.out.outputs if o["output_type"] == "stream")
+    return "\n".join(o["data"]["text/plain"] for o in lab.out.outputs
+                     if "text/html" in o["data"])
 
 
 def test_run_shows_summary_and_three_figures(no_thread_leak):
     lab = PipelineLab(micro_batches=4, batch_size=32, steps=2, sweep=False)
     result = lab.run()
     assert isinstance(result, PipelineLabResult)
-    kinds = [o["output_type"] for o in lab.out.outputs]
-    assert kinds == ["stream", "display_data", "display_data", "display_data"]
+    assert "text/html" in lab.out.outputs[0]["data"] and len(lab.out.outputs) == 4
     assert all("image/png" in o["data"] for o in lab.out.outputs[1:])
     text = _texts(lab)
     assert "bubble measured" in text and "(K-1)/(M+K-1) = 20.0%" in text
     assert "peak live activations per stage: [4, 4]" in text
-    assert lab.status.value == "done" and lab.progress.value == 1.0
+    assert "stage 0: Flatten (Dense ReLU) x6" in text
+    assert "stage 1: (Dense ReLU) x6 Dense" in text
+    assert lab.status == "done" and lab.progress_bar.value == 1.0
     assert result.history.steps == 2 and result.history.info["stages"] == 2
     assert list(result.sweep) == [4] and len(result.sweep[4]) == 2
     assert 0 <= result.bubble < 1 and result.bubble_theory == pytest.approx(0.2)
@@ -120,10 +122,40 @@ def test_stop_cancels_the_run_in_progress(no_thread_leak):
                       sweep=True)
     lab.run(wait=False)
     deadline = time.monotonic() + 30
-    while not lab.status.value.startswith("pipeline") and time.monotonic() < deadline:
+    while not lab.status.startswith("pipeline") and time.monotonic() < deadline:
         time.sleep(0.01)
     t0 = time.monotonic()
     lab.stop_button.click()
     assert time.monotonic() - t0 < 5
-    assert not lab.running and lab.status.value == "stopped" and lab.result is None
+    assert not lab.running and lab.status == "stopped" and lab.result is None
+    assert lab.error is None and lab.out.outputs == ()       # no partial result to draw
     assert not [t for t in threading.enumerate() if t.name.startswith("pipeline")]
+
+
+@pytest.mark.parametrize("when", ["serial", "pipeline", "sweep"])
+def test_a_run_cancelled_at_any_point_is_a_clean_stop(when, monkeypatch, no_thread_leak):
+    # parallel.train returns a cancelled History (no bubble in its info): the lab must
+    # stop there, not read it (a KeyError once).
+    calls = []
+    real = pipeline_lab.parallel.train
+
+    def train(*args, **kwargs):
+        calls.append(kwargs["strategy"])
+        step = {"serial": 1, "pipeline": 2, "sweep": 3}[when]
+        if len(calls) == step:
+            kwargs["cancel"].set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_lab.parallel, "train", train)
+    lab = PipelineLab(micro_batches=2, batch_size=32, steps=2, sweep=True)
+    assert lab.run() is None
+    assert lab.status == "stopped" and lab.error is None and lab.out.outputs == ()
+    assert len(calls) == {"serial": 1, "pipeline": 2, "sweep": 3}[when]
+
+
+def test_compact_layer_names():
+    assert compact(["Flatten", "Dense", "ReLU", "Dense", "ReLU", "Dense"]) == \
+        "Flatten (Dense ReLU) x2 Dense"
+    assert compact(["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]) == \
+        "Conv2D ReLU MaxPool2D Flatten Dense"
+    assert compact(["Dense", "Dense", "Dense"]) == "Dense x3" and compact([]) == ""

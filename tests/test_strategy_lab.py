@@ -9,20 +9,21 @@ import traitlets
 
 matplotlib.use("Agg")
 
-from mtlearn import parallel  # noqa: E402
-from mtlearn.experiments import (  # noqa: E402
+from mtlearn import parallel
+from mtlearn.experiments import (
     Scaling,
     max_relative_difference,
     measure_scaling,
     seconds_per_step,
 )
-from mtlearn.widgets import StrategyLab, StrategyLabResult  # noqa: E402
+from mtlearn.widgets import StrategyLab, StrategyLabResult
 
 SMALL = dict(epochs=1, batch_size=64, samples=256)      # 4 steps of 64 images
 
 
 def _texts(lab):
-    return "".join(o.get("text", "") for o in lab.out.outputs if o["output_type"] == "stream")
+    return "\n".join(o["data"]["text/plain"] for o in lab.out.outputs
+                     if "text/html" in o["data"])
 
 
 def _pngs(lab):
@@ -35,17 +36,21 @@ def test_default_run_shows_summary_timeline_and_bars(no_thread_leak):
     result = lab.run()
     assert isinstance(result, StrategyLabResult)
     assert (result.model, result.strategy, result.threads) == ("cnn", "sync", 2)
-    assert [o["output_type"] for o in lab.out.outputs] == ["stream"] + ["display_data"] * 3
+    assert "text/html" in lab.out.outputs[0]["data"] and len(lab.out.outputs) == 4
     assert len(_pngs(lab)) == 3
     text = _texts(lab)
     assert "serial:" in text and "sync on 2 threads" in text and "ms/step" in text
-    assert lab.progress.value == 1.0 and lab.status.value == "done"
+    assert text == result.summary()
+    assert lab.progress_bar.value == 1.0 and lab.status == "done"
     assert result.serial.steps == result.history.steps == 4
     assert list(result.runs) == [2] and result.serial_fraction is None
     # sync is the serial computation: same batches, same start, same losses (float32 rounding)
     assert max_relative_difference(result.serial.losses, result.history.losses) < 1e-4
     assert result.speedup[2] > 0 and math.isfinite(result.speedup[2])
     assert {s.kind for s in result.history.trace} >= {"compute", "wait", "reduce", "update"}
+    # the thread that called train is the timeline's row "main", first; then the workers
+    rows = [t.get_text() for t in result.timeline_figure().axes[0].get_yticklabels()]
+    assert rows == ["main", "sync-0", "sync-1"]
 
 
 @pytest.mark.parametrize("strategy", list(parallel.STRATEGIES))
@@ -53,7 +58,11 @@ def test_every_strategy_runs(strategy, no_thread_leak):
     lab = StrategyLab(strategy=strategy, **SMALL)
     result = lab.run()
     h = result.history
-    assert h.strategy == strategy and h.steps == result.serial.steps == 4
+    assert h.strategy == strategy and result.serial.steps == 4
+    if strategy == "hogwild":     # asynchronous: may be timed over a longer run of updates
+        assert h.steps >= 4
+    else:
+        assert h.steps == 4
     assert all(math.isfinite(v) for v in h.losses)
     assert len(_pngs(lab)) == 3 and f"{strategy} on " in _texts(lab)
     expected = 1 if strategy == "serial" else 2
@@ -117,10 +126,10 @@ def test_measure_scaling_takes_medians_and_fits_amdahl(no_thread_leak):
 
 def test_controls_reach_the_run(no_thread_leak):
     lab = StrategyLab(**SMALL)
-    lab.strategy.value = "pipeline"
-    lab.threads.value = 3
-    lab.batch_size.value = 32
-    lab.epochs.value = 2
+    lab.strategy_dropdown.value = "pipeline"
+    lab.threads_slider.value = 3
+    lab.batch_size_dropdown.value = 32
+    lab.epochs_slider.value = 2
     result = lab.run()
     assert (result.strategy, result.threads, result.batch_size) == ("pipeline", 3, 32)
     assert result.history.steps == 2 * 256 // 32
@@ -140,20 +149,20 @@ def test_stop_stops_between_runs(no_thread_leak):
     lab = StrategyLab(threads=4, sweep=True, **SMALL)
     lab.run(wait=False)
     lab.stop()                                   # waits for the worker thread
-    assert not lab.running and lab.status.value in ("stopped", "done")
+    assert not lab.running and lab.status in ("stopped", "done")
     assert lab.error is None
 
 
 def test_bad_values_are_clamped_or_refused():
     lab = StrategyLab()
-    lab.threads.value = 0
-    assert lab.threads.value == 1
-    lab.threads.value = 10_000
-    assert lab.threads.value == lab.threads.max >= 4
-    lab.epochs.value = 0
-    assert lab.epochs.value == 1
-    for control, bad in ((lab.model, "transformer"), (lab.strategy, "magic"),
-                         (lab.batch_size, 100)):
+    lab.threads_slider.value = 0
+    assert lab.threads_slider.value == 1
+    lab.threads_slider.value = 10_000
+    assert lab.threads_slider.value == lab.threads_slider.max >= 4
+    lab.epochs_slider.value = 0
+    assert lab.epochs_slider.value == 1
+    for control, bad in ((lab.model_dropdown, "transformer"), (lab.strategy_dropdown, "magic"),
+                         (lab.batch_size_dropdown, 100)):
         with pytest.raises(traitlets.TraitError):
             control.value = bad
     with pytest.raises(traitlets.TraitError):

@@ -1,57 +1,168 @@
-"""The dashboard frame: run from code, errors shown and raised, Stop, no thread left."""
+"""The dashboard frame: built after the lab, shown by a cell ending in it, run from code,
+errors shown and raised, Stop through one cancel event, text kept as it is, labels whole."""
 
+import re
 import threading
 
 import ipywidgets as W
 import matplotlib
+import numpy as np
 import pytest
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+from IPython.core.formatters import DisplayFormatter
 
-from mtlearn.widgets.base import Dashboard  # noqa: E402
+from mtlearn import nn, parallel
+from mtlearn.widgets import (
+    CNNLab,
+    HogwildLab,
+    OversubscriptionLab,
+    PipelineLab,
+    RNNLab,
+    ScalingLab,
+    StrategyLab,
+)
+from mtlearn.widgets.base import Dashboard, Stopped, align_labels
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+LABS = [CNNLab, RNNLab, StrategyLab, HogwildLab, PipelineLab, ScalingLab, OversubscriptionLab]
+
+
+class Result:
+    def __init__(self, n, stopped=False):
+        self.n, self.stopped = n, stopped
+
+    def summary(self):
+        return f"result {self.n}\n  <b>x</b>   y"
+
+    def figures(self):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2])
+        return [fig]
 
 
 class Counter(Dashboard):
     title = "count"
 
+    def __init__(self, start=3):
+        super().__init__()
+        self.n_slider = W.IntSlider(value=start, min=1, max=10, description="n")
+        self.calls = 0
+
     def controls(self):
-        self.n = W.IntSlider(value=3, min=1, max=10, description="n")
-        return [self.n]
+        self.calls += 1
+        return [self.n_slider]
 
     def experiment(self, report):
-        if self.n.value == 7:
+        n = self.n_slider.value
+        if n == 7:
             raise ValueError("n must not be 7")
-        for i in range(self.n.value):
-            report((i + 1) / self.n.value, f"step {i}")
-        return self.n.value * 2
-
-    def render(self, result):
-        self.show_text(f"result {result}")
-        fig, ax = plt.subplots()
-        ax.plot([1, 2])
-        self.show_figure(fig)
+        for i in range(n):
+            report((i + 1) / n, f"step {i}")
+        return Result(n * 2)
 
 
 def test_run_from_code_returns_result_and_fills_output(no_thread_leak):
     d = Counter()
-    d.n.value = 4
-    assert d.run() == 8
-    kinds = [o["output_type"] for o in d.out.outputs]
-    assert kinds == ["stream", "display_data"]
-    assert "result 8" in d.out.outputs[0]["text"]
-    assert "image/png" in d.out.outputs[1]["data"]
-    assert d.progress.value == 1.0 and d.status.value == "done"
+    d.n_slider.value = 4
+    result = d.run()
+    assert result.n == 8 and d.result is result
+    kinds = [(o["output_type"], sorted(o["data"])) for o in d.out.outputs]
+    assert kinds == [("display_data", ["text/html", "text/plain"]),
+                     ("display_data", ["image/png", "text/plain"])]
+    assert d.progress_bar.value == 1.0 and d.status == "done"
     assert not d.run_button.disabled and d.stop_button.disabled
+
+
+def test_text_keeps_its_lines_and_is_escaped():
+    d = Counter()
+    d.show_text("a  table\n  <b>x</b>   y\n")
+    html = d.out.outputs[-1]["data"]["text/html"]
+    assert html.startswith("<pre") and "white-space: pre" in html
+    assert "&lt;b&gt;x&lt;/b&gt;   y" in html and "<b>" not in html
+    assert d.out.outputs[-1]["data"]["text/plain"] == "a  table\n  <b>x</b>   y"
+
+
+def test_the_ui_is_built_after_the_lab_is_complete():
+    d = Counter(start=5)                  # controls() reads what Counter.__init__ made
+    assert d.calls == 0 and d._widget is None
+    assert d.n_slider.value == 5           # controls exist (and can be set) before display
+    box = d.widget
+    assert d.widget is box and d.calls == 1
+    title, controls, buttons, out = box.children
+    assert "count" in title.value and controls.children == (d.n_slider,)
+    assert buttons.children == (d.run_button, d.stop_button, d.progress_bar, d.status_html)
+    assert out is d.out and "mtlearn-dashboard" in box._dom_classes
+
+
+def test_a_cell_ending_in_the_lab_shows_it_with_a_hint_in_plain_text():
+    d = Counter()
+    bundle = d._repr_mimebundle_()
+    assert bundle[WIDGET_VIEW]["model_id"] == d.widget.model_id
+    assert "run this cell to show it" in bundle["text/plain"]
+    assert "count" in bundle["text/plain"] and "\n" not in bundle["text/plain"]
+    data, _ = DisplayFormatter().format(d)          # what IPython does with `lab` in a cell
+    assert data[WIDGET_VIEW]["model_id"] == d.widget.model_id
+    assert data["text/plain"] == bundle["text/plain"]
+    assert "run this cell" in repr(d)
+
+
+@pytest.mark.parametrize("cls", LABS)
+def test_every_lab_displays_itself_and_names_its_controls_as_controls(cls):
+    lab = cls()
+    data, _ = DisplayFormatter().format(lab)
+    assert WIDGET_VIEW in data and cls.title in data["text/plain"]
+    controls = lab.widget.children[1].children
+    assert controls
+    kinds = {W.IntSlider: "_slider", W.FloatSlider: "_slider", W.FloatLogSlider: "_slider",
+             W.SelectionSlider: "_slider", W.Dropdown: "_dropdown",
+             W.ToggleButtons: "_buttons", W.Checkbox: "_checkbox"}
+    names = {id(v): k for k, v in vars(lab).items()}
+    for c in controls:
+        assert names[id(c)].endswith(kinds[type(c)]), (names[id(c)], type(c).__name__)
+
+
+def _ch(width: str) -> int:
+    """The ch count of a width like '17ch' or 'calc(17ch + 30ch)'."""
+    return sum(int(v) for v in re.findall(r"(\d+)ch", width))
+
+
+@pytest.mark.parametrize("cls", LABS)
+def test_no_label_or_option_is_cut_short(cls):
+    controls = cls().widget.children[1].children
+    described = [c for c in controls if not isinstance(c, W.Checkbox)]
+    widths = {c.style.description_width for c in described}
+    assert len(widths) == 1                          # one label column: the controls line up
+    label = _ch(widths.pop())
+    for c in controls:
+        if isinstance(c, W.Checkbox):
+            assert c.indent and _ch(c.layout.width) >= label + len(c.description) + 2
+        else:
+            assert label >= len(c.description) + 2, c.description
+        if isinstance(c, W.Dropdown):
+            longest = max(len(text) for text, _ in c.options) if isinstance(
+                c.options[0], tuple) else max(len(str(o)) for o in c.options)
+            assert _ch(c.layout.width) >= label + longest + 2, c.description
+        if isinstance(c, W.ToggleButtons):
+            assert _ch(c.style.button_width) >= max(len(str(o)) for o in c._options_labels) + 2
+
+
+def test_align_labels_without_descriptions():
+    box = W.Checkbox(description="a rather long text for one checkbox")
+    align_labels([box])
+    assert _ch(box.layout.width) >= len(box.description)
 
 
 def test_errors_are_shown_and_raised(no_thread_leak):
     d = Counter()
-    d.n.value = 7
+    d.n_slider.value = 7
     with pytest.raises(ValueError, match="must not be 7"):
         d.run()
     assert "ValueError: n must not be 7" in d.out.outputs[-1]["text"]
-    assert "error" in d.status.value
+    assert d.out.outputs[-1]["name"] == "stderr"
+    assert d.status == "error: ValueError" and "error" in d.status_html.value
+    assert d.result is None
 
 
 def test_button_runs_in_background_and_stop_stops(no_thread_leak):
@@ -67,7 +178,62 @@ def test_button_runs_in_background_and_stop_stops(no_thread_leak):
     d = Slow()
     d.run_button.click()
     assert started.wait(5) and d.running and d.run_button.disabled
-    d._stop.set()
+    d.cancel.set()
     release.set()
     d.stop()
-    assert not d.running and d.status.value == "stopped" and d.error is None
+    assert not d.running and d.status == "stopped" and d.error is None
+    assert d.result is None and d.out.outputs == ()
+
+
+def test_progress_never_raises_and_report_does_once_stopped():
+    d = Counter()
+    d.cancel.set()
+    d.progress(0.4, "halfway")                        # safe inside parallel.train's on_step
+    assert d.progress_bar.value == 0.4 and d.status == "halfway"
+    with pytest.raises(Stopped):
+        d._report(0.5, "next piece")
+    d.progress(7)                                      # clamped
+    assert d.progress_bar.value == 1.0
+
+
+def test_a_partial_result_is_shown_and_marked_stopped(no_thread_leak):
+    class Partial(Counter):
+        def experiment(self, report):
+            return Result(1, stopped=True)
+
+    d = Partial()
+    assert d.run().stopped
+    assert d.status == "stopped" and len(d.out.outputs) == 2
+
+
+class Training(Dashboard):
+    """A lab whose Stop goes through parallel.train's cancel event."""
+
+    title = "training"
+
+    def __init__(self):
+        super().__init__()
+        self.steps = threading.Event()
+
+    def experiment(self, report):
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((64, 4)), rng.integers(0, 2, 64)
+        h = parallel.train(nn.Sequential(nn.Dense(4, 2)), nn.SoftmaxCrossEntropy(), (X, y),
+                           epochs=100_000, batch_size=8, on_step=lambda *_: self.steps.set(),
+                           cancel=self.cancel)
+        return Result(h.steps, stopped=h.cancelled)
+
+
+def test_stop_cancels_parallel_train_at_its_next_step(no_thread_leak):
+    d = Training()
+    d.run(wait=False)
+    assert d.steps.wait(30)
+    d.stop()                                            # 800,000 steps: it must be cancelled
+    assert not d.running and d.error is None
+    assert d.result.stopped and 0 < d.result.n < 800_000
+    assert d.status == "stopped"
+    d.steps.clear()
+    d.run(wait=False)                                   # Run clears the cancel event
+    assert d.steps.wait(30)
+    d.stop()
+    assert d.result.stopped and d.result.n > 0

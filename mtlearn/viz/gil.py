@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .style import COLORS, CourseFigure, axes
+from .style import COLORS, CourseFigure, axes, legend_outside
 from .timeline import amdahl_speedup, speedup_curve
 
 #: Colours of several series on one figure, in order (the first is ``COLORS["measured"]``).
@@ -158,7 +158,7 @@ def scaling_plot(*results, labels: Sequence[str] | None = None, fit_upto="cores"
     if not single and any(d["s"] is not None for d in series):
         handles.append(Line2D([], [], linestyle=":", color="#666666",
                               label="dotted: Amdahl's law, fitted s"))
-    ax.legend(handles=handles, fontsize=8, loc="upper left")
+    legend_outside(ax, handles)
     ax.set_title(title or "Same total work on more threads")
 
     if cpu_ax is not None:
@@ -174,7 +174,7 @@ def scaling_plot(*results, labels: Sequence[str] | None = None, fit_upto="cores"
         cpu_ax.set_xlabel("threads")
         cpu_ax.set_ylabel("CPU time / wall time, per thread")
         cpu_ax.set_title("How much of the time each thread ran")
-        cpu_ax.legend(fontsize=8, loc="upper right")
+        legend_outside(cpu_ax)
     return fig
 
 

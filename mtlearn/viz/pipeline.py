@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.patches import Patch
 
-from .style import COLORS, axes
+from .style import COLORS, axes, legend_outside
 
 _SERIES = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B2", "#937860")
 
@@ -76,7 +76,7 @@ def schedule_chart(ops, *, ax=None, title: str | None = None, time_label: str = 
     ax.grid(axis="y", visible=False)
     handles = [Patch(color=color["F"], label="forward"), Patch(color=color["B"], label="backward"),
                Patch(facecolor=COLORS["wait"], alpha=0.25, label="idle (bubble)")]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    legend_outside(ax, handles)
     if title:
         ax.set_title(title)
     return fig
@@ -120,7 +120,7 @@ def bubble_curve(stages: int, measured: Mapping[int, float | Sequence[float]] | 
     ax.set_ylim(0, 100)
     ax.set_xlabel("micro-batches per batch (M)")
     ax.set_ylabel("bubble: idle share of stage time (%)")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     if title:
         ax.set_title(title)
     return fig
@@ -148,14 +148,19 @@ def peak_live_bars(peak_live: Mapping[str, Sequence[int]], *, micro_batches: int
     for j, (name, values) in enumerate(peak_live.items()):
         ax.bar(x + (j - (len(peak_live) - 1) / 2) * width, values, width,
                color=_SERIES[j % len(_SERIES)], label=name)
+    # The reference lines go over the bars (a bar as tall as M would hide its line), and
+    # the axis leaves room above the tallest of them.
     if micro_batches is not None:
-        ax.axhline(micro_batches, linestyle="--", color=COLORS["ideal"],
+        ax.axhline(micro_batches, linestyle="--", color=COLORS["baseline"], zorder=3,
                    label=f"M = {micro_batches} micro-batches")
-    ax.axhline(K, linestyle=":", color=COLORS["amdahl"], label=f"K = {K} stages")
+    ax.axhline(K, linestyle=":", color=COLORS["amdahl"], linewidth=1.5, zorder=3,
+               label=f"K = {K} stages")
+    top = max([K, micro_batches or 0] + [max(v, default=0) for v in peak_live.values()])
+    ax.set_ylim(0, 1.15 * top)
     ax.set_xticks(x, [f"stage {k}" for k in range(K)])
     ax.set_ylabel("micro-batches alive at once")
     ax.grid(False, axis="x")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     ax.set_title(title)
     return fig
 
@@ -187,6 +192,6 @@ def staleness_histogram(staleness: Mapping[str, Sequence[int]], *,
     ax.set_xlabel("staleness (updates applied while this gradient was computed)")
     ax.set_ylabel("share of updates (%)")
     ax.grid(False, axis="x")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     ax.set_title(title)
     return fig

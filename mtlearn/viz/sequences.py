@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from .style import COLORS, FIGSIZE, CourseFigure, axes
+from .style import COLORS, FIGSIZE, CourseFigure, axes, legend_outside
 from .training import moving_average
 
 # One colour per kind of cell, used by every figure of notebook 03.
@@ -136,12 +136,12 @@ def loss_vs_baseline(runs: Mapping[str, list[float]], *, baseline: float | None 
         else:
             ax.plot(x, y, color=color, label=label)
     if baseline is not None:
-        ax.axhline(baseline, linestyle="--", color=COLORS["ideal"],
+        ax.axhline(baseline, linestyle="--", color=COLORS["baseline"], linewidth=1.0,
                    label=f"{baseline_label} ({baseline:.3g})")
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
+    legend_outside(ax)
     return fig

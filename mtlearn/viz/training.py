@@ -12,9 +12,11 @@ import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from .style import COLORS, FIGSIZE, CourseFigure, axes
+from .style import COLORS, FIGSIZE, CourseFigure, axes, legend_outside
+from .timeline import baseline_line
 
 # Bars of a timing chart, in order: the first is usually the slow reference.
 _BAR_COLORS = ("#C44E52", "#4C72B0", "#55A868", "#8172B2", "#CCB974", "#64B5CD")
@@ -25,6 +27,21 @@ def _finite(values) -> np.ndarray:
     a = np.asarray(values, dtype=float).copy()
     a[~np.isfinite(a)] = np.nan
     return a
+
+
+def readable_log_ticks(ax) -> None:
+    """On a log-scale y axis spanning less than a factor of 20, ticks at round numbers
+    (0.9, 1, 1.1, ...) instead of one or two powers of ten: a narrow log axis otherwise
+    shows almost no labels."""
+    if ax.get_yscale() != "log":
+        return
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 20:
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    elif isinstance(ax.yaxis.get_major_locator(), ticker.MaxNLocator):
+        ax.set_yscale("log")       # an overlay widened the range: back to powers of ten
 
 
 def moving_average(values, window: int) -> np.ndarray:
@@ -75,10 +92,11 @@ def loss_curve(losses, *, times=None, smooth: int | None = None, label: str = "t
         ax.plot(x, y, color=color, label=label)
     if logy and np.nanmin(y, initial=np.inf) > 0:
         ax.set_yscale("log")
+        readable_log_ticks(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("loss (cross-entropy, nats)")
     ax.set_title(title)
-    ax.legend()
+    legend_outside(ax)
     return fig
 
 
@@ -106,7 +124,7 @@ def accuracy_curve(val_accuracy, *, label: str = "validation", color: str | None
     if acc.size:
         ax.set_xticks(epochs if acc.size <= 20 else np.linspace(1, acc.size, 11).round())
     ax.set_title(title)
-    ax.legend(loc="center right")
+    legend_outside(ax)
     return fig
 
 
@@ -144,7 +162,7 @@ def timing_bars(timings: Mapping[str, float | Sequence[float]], *, log: bool = T
                 baseline: str | None = None, ratios: bool = True, ax=None,
                 ylabel: str = "time per call", title: str = "Time per call") -> Figure:
     """One bar per variant: its median time, min-max whiskers, and how many times faster
-    than ``baseline`` it is.
+    than ``baseline`` it is; the baseline's time is a dashed line across the chart.
 
     Parameters
     ----------
@@ -166,8 +184,10 @@ def timing_bars(timings: Mapping[str, float | Sequence[float]], *, log: bool = T
     hi = np.array([r.max() for r in runs]) - med
     if baseline is None:
         ref = float(med.max())
+        ref_name = names[int(np.argmax(med))]
     elif baseline in timings:
         ref = float(med[names.index(baseline)])
+        ref_name = baseline
     else:
         raise ValueError(f"timing_bars: baseline {baseline!r} is not one of {names}")
     unit, scale = next((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 0.0))
@@ -198,6 +218,9 @@ def timing_bars(timings: Mapping[str, float | Sequence[float]], *, log: bool = T
     ax.set_ylabel(f"{ylabel} ({unit}{', log scale' if log else ''})")
     ax.set_title(title)
     ax.grid(False, axis="x")
+    if ratios:
+        baseline_line(ax, ref / scale, label=f"{ref_name} (1x)")
+        legend_outside(ax)
     return fig
 
 

@@ -1,9 +1,21 @@
 """The dashboard frame every lab shares: controls, Run and Stop, progress, its own output.
 
+A lab is built in two steps. Its ``__init__`` makes its controls (sliders, dropdowns...)
+after ``super().__init__()``, so ``lab.threads_slider.value = 4`` works at once; the layout
+that shows them is put together the first time the dashboard is displayed (or ``.widget``
+is read), when the lab is complete. The frame never calls a lab's methods from
+``__init__``.
+
+A cell ending in the lab shows it (``_repr_mimebundle_``). Its plain-text form, which a
+page reloaded without its kernel shows in place of the widgets, says to run the cell again.
+
 The experiment runs on a worker thread so the notebook stays responsive and the Stop button
-works. Everything it shows goes into the dashboard's own ``Output`` widget explicitly
-(``append_stdout`` and PNG display data): since ipykernel 7, output printed from another
-thread is not routed to the cell by itself. Errors are shown in the output, never swallowed.
+works. Stop sets one ``threading.Event``, :attr:`Dashboard.cancel`: a lab passes it to
+``parallel.train(cancel=...)``, which stops the run at its next step and returns what it
+has (``history.cancelled``); between two pieces of work, ``report`` raises :class:`Stopped`
+once it is set. Everything the dashboard shows goes into its own ``Output`` widget
+explicitly (text as ``<pre>`` HTML, figures as PNG): since ipykernel 7, output printed from
+another thread is not routed to the cell by itself. Errors are shown, never swallowed.
 
 Drive a dashboard from code exactly as a learner would: set the controls' ``.value`` and
 call ``run()`` (which waits and returns the result), or ``run(wait=False)`` as the Run
@@ -13,55 +25,61 @@ button does.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import threading
 import traceback
 
 import ipywidgets as W
 
-from ..parallel.api import prepare
-from ..parallel.base import Cancelled
-from ..parallel.history import History
+#: Status colour of an error.
+ERROR_COLOR = "#C44E52"
+#: Width of a slider's track and readout, after its label.
+SLIDER_WIDTH = "24em"
 
 
 class Stopped(Exception):
-    """Raised inside an experiment when the learner pressed Stop."""
+    """Raised by ``report`` inside an experiment once the learner pressed Stop."""
 
 
 class Dashboard:
-    """Base class: subclasses define ``controls()``, ``experiment(report)`` and ``render()``.
+    """Base class: a lab makes its controls in ``__init__`` (after ``super().__init__()``)
+    and defines ``controls()``, ``experiment(report)`` and, if the default does not fit,
+    ``render(result)``.
 
-    ``experiment(report)`` does the work; it calls ``report(fraction, text)`` now and then,
-    which updates the progress bar and raises :class:`Stopped` once Stop was pressed.
-    ``render(result)`` shows the result with :meth:`show_figure` / :meth:`show_text`.
+    ``controls()`` returns the controls to show, in order (called once, when the dashboard
+    is first displayed). ``experiment(report)`` does the work with the controls' current
+    values and returns a result; it calls ``report(fraction, text)`` between pieces of
+    work, which updates the progress bar and raises :class:`Stopped` once Stop was pressed,
+    and passes :attr:`cancel` to ``parallel.train``. A result that stopped part way has
+    ``stopped = True`` and is shown as such. ``render(result)`` shows ``result.summary()``
+    and every figure of ``result.figures()``.
     """
 
     title = "Dashboard"
 
     def __init__(self) -> None:
-        self.run_button = W.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = W.Button(description="Stop", icon="stop", disabled=True)
-        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0,
-                                        layout=W.Layout(width="200px"))
-        self.status = W.HTML()
+        self.run_button = W.Button(description="Run", button_style="primary", icon="play",
+                                   tooltip="run the experiment with these settings")
+        self.stop_button = W.Button(description="Stop", icon="stop", disabled=True,
+                                    tooltip="stop the run at its next step")
+        self.progress_bar = W.FloatProgress(value=0.0, min=0.0, max=1.0,
+                                            layout=W.Layout(width="200px"))
+        self.status_html = W.HTML()
         self.out = W.Output()
+        #: Set by Stop (and cleared by Run): pass it to ``parallel.train(cancel=...)``.
+        self.cancel = threading.Event()
         self.result = None
         self.error: BaseException | None = None
+        self._status = ""
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._widget: W.VBox | None = None
         self.run_button.on_click(lambda _: self.run(wait=False))
         self.stop_button.on_click(lambda _: self.stop())
-        self.widget = W.VBox([
-            W.HTML(f"<b>{self.title}</b>"),
-            W.VBox(self.controls()),
-            W.HBox([self.run_button, self.stop_button, self.progress, self.status]),
-            self.out,
-        ])
-        self.widget.add_class("mtlearn-dashboard")   # a stable hook for browser tests and CSS
 
     # -- to override ---------------------------------------------------------------------
     def controls(self) -> list[W.Widget]:
-        """The widgets a learner changes (sliders, dropdowns...)."""
+        """The widgets a learner changes (sliders, dropdowns...), made in ``__init__``."""
         return []
 
     def experiment(self, report):
@@ -69,22 +87,65 @@ class Dashboard:
         raise NotImplementedError
 
     def render(self, result) -> None:
-        """Show ``result`` in the output area."""
-        self.show_text(repr(result))
+        """Show ``result``: its ``summary()`` and each of its ``figures()``."""
+        self.show_text(result.summary())
+        for fig in result.figures():
+            self.show_figure(fig)
+
+    # -- showing the dashboard -----------------------------------------------------------
+    @property
+    def widget(self) -> W.VBox:
+        """The dashboard as one widget: title, controls, Run/Stop/progress/status, output.
+        Built the first time it is needed."""
+        if self._widget is None:
+            controls = list(self.controls())
+            align_labels(controls)
+            self._widget = W.VBox([
+                W.HTML(f"<b>{html.escape(self.title)}</b>"),
+                W.VBox(controls),
+                W.HBox([self.run_button, self.stop_button, self.progress_bar,
+                        self.status_html]),
+                self.out,
+            ])
+            self._widget.add_class("mtlearn-dashboard")   # a stable hook for tests and CSS
+        return self._widget
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        """What a notebook shows for a cell ending in the lab: the widget, and in plain text
+        (what a page reloaded without its kernel shows) how to get it back."""
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude,
+                                                    **kwargs) or {})
+        bundle["text/plain"] = self.hint()
+        return bundle
+
+    def hint(self) -> str:
+        """One line: what this is and how to show it."""
+        return (f"{self.title} (a dashboard): run this cell to show it; its controls need a "
+                "running kernel")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.hint()}>"
 
     # -- running -------------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def status(self) -> str:
+        """The status line as plain text: "running...", "done", "stopped", "error: ..." or
+        the last progress message."""
+        return self._status
+
     def run(self, wait: bool = True):
         """Start the experiment on a worker thread. With ``wait`` (the default, for code and
         tests) block until it ends and return its result, re-raising its error."""
         if self.running:
-            self.status.value = "already running"
+            self._set_status("already running")
             return None
-        self._stop.clear()
+        self.cancel.clear()
         self.error = None
+        self.result = None
         self.out.outputs = ()          # (clear_output() would print escape codes outside a kernel)
         self._set_busy(True)
         self._thread = threading.Thread(target=self._work, name=f"{type(self).__name__}-run",
@@ -98,44 +159,66 @@ class Dashboard:
         return None
 
     def stop(self) -> None:
-        """Ask the running experiment to stop at its next ``report`` and wait for it."""
-        self._stop.set()
+        """Ask the running experiment to stop (at its next training step, or its next
+        ``report``) and wait for it."""
+        self.cancel.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
-    def _report(self, fraction: float, text: str = "") -> None:
-        self.progress.value = min(max(float(fraction), 0.0), 1.0)
+    def progress(self, fraction: float, text: str = "") -> None:
+        """Move the progress bar to ``fraction`` (0 to 1) and show ``text``; never raises,
+        so it is safe inside ``parallel.train``'s ``on_step``."""
+        self.progress_bar.value = min(max(float(fraction), 0.0), 1.0)
         if text:
-            self.status.value = text
-        if self._stop.is_set():
+            self._set_status(text)
+
+    def _report(self, fraction: float, text: str = "") -> None:
+        self.progress(fraction, text)
+        if self.cancel.is_set():
             raise Stopped
 
     def _work(self) -> None:
         try:
-            self.result = self.experiment(self._report)
-            self.render(self.result)
-            self.status.value = "done"
+            result = self.experiment(self._report)
+            self.result = result
+            self.render(result)
+            self._set_status("stopped" if getattr(result, "stopped", False) else "done")
         except Stopped:
-            self.status.value = "stopped"
+            self._set_status("stopped")
         except Exception as exc:  # shown to the learner, and re-raised by run(wait=True)
             self.error = exc
-            self.status.value = f"<span style='color:#C44E52'>error: {type(exc).__name__}</span>"
-            self.show_text("".join(traceback.format_exception(exc)), stream="stderr")
+            self._set_status(f"error: {type(exc).__name__}", color=ERROR_COLOR)
+            self.show_error("".join(traceback.format_exception(exc)))
         finally:
             self._set_busy(False)
+
+    def _set_status(self, text: str, color: str | None = None) -> None:
+        self._status = text
+        shown = html.escape(text)
+        self.status_html.value = (f"<span style='color:{color}'>{shown}</span>" if color
+                                  else shown)
 
     def _set_busy(self, busy: bool) -> None:
         self.run_button.disabled = busy
         self.stop_button.disabled = not busy
         if busy:
-            self.progress.value = 0.0
-            self.status.value = "running..."
+            self.progress_bar.value = 0.0
+            self._set_status("running...")
 
-    # -- showing -------------------------------------------------------------------------
-    def show_text(self, text: str, stream: str = "stdout") -> None:
-        """Append text to this dashboard's output (safe from any thread)."""
-        (self.out.append_stderr if stream == "stderr" else self.out.append_stdout)(
-            text if text.endswith("\n") else text + "\n")
+    # -- showing results -----------------------------------------------------------------
+    def show_text(self, text: str) -> None:
+        """Append text (a summary, a table) to this dashboard's output, in a monospace block
+        that keeps its lines as they are: columns stay aligned and no word is cut at the
+        edge (a wide block scrolls). Safe from any thread."""
+        block = (f"<pre style='white-space: pre; overflow-x: auto; margin: 0.3em 0; "
+                 f"font-size: 12px; line-height: 1.35'>{html.escape(text.rstrip())}</pre>")
+        self._append({"output_type": "display_data", "metadata": {},
+                      "data": {"text/html": block, "text/plain": text.rstrip()}})
+
+    def show_error(self, text: str) -> None:
+        """Append text to this dashboard's output as an error (stderr)."""
+        self._append({"output_type": "stream", "name": "stderr",
+                      "text": text if text.endswith("\n") else text + "\n"})
 
     def show_figure(self, fig) -> None:
         """Append a matplotlib figure as a PNG to this dashboard's output and close it."""
@@ -145,39 +228,43 @@ class Dashboard:
         fig.savefig(buf, format="png", bbox_inches="tight")
         plt.close(fig)
         png = base64.b64encode(buf.getvalue()).decode("ascii")
-        self.out.outputs = (*self.out.outputs, {
-            "output_type": "display_data", "metadata": {},
-            "data": {"image/png": png, "text/plain": f"<Figure: {fig.get_label() or 'plot'}>"},
-        })
+        self._append({"output_type": "display_data", "metadata": {},
+                      "data": {"image/png": png,
+                               "text/plain": f"<Figure: {fig.get_label() or 'plot'}>"}})
+
+    def _append(self, output: dict) -> None:
+        self.out.outputs = (*self.out.outputs, output)
 
 
-class StoppableTraining:
-    """Mixin for a :class:`Dashboard` whose experiment calls ``parallel.train``: use
-    ``self.train(...)`` instead, and Stop cancels the run in progress at its next step
-    (instead of waiting for it to finish)."""
+def _option_texts(control) -> list[str]:
+    """The texts a Dropdown or ToggleButtons shows for its options."""
+    return [str(o[0]) if isinstance(o, tuple) else str(o) for o in control.options]
 
-    _current = None
 
-    def train(self, model, loss, dataset, **kwargs) -> History:
-        """``parallel.train(model, loss, dataset, **kwargs)`` that Stop can interrupt; raises
-        :class:`Stopped` when it does."""
-        strategy = prepare(model, loss, dataset, **kwargs)
-        self._current = strategy
-        try:
-            if self._stop.is_set():          # Stop pressed before this run started
-                raise Stopped
-            history = strategy.run()
-        except Cancelled:
-            raise Stopped from None
-        finally:
-            self._current = None
-        if history.cancelled:
-            raise Stopped
-        return history
+def align_labels(controls: list[W.Widget]) -> None:
+    """Give every control's description one width, that of the longest (plus a margin), so
+    no label is cut short and the controls line up; widen dropdowns and toggle buttons to
+    their longest option and checkboxes to their text.
 
-    def stop(self) -> None:
-        self._stop.set()                     # first: a run starting now sees it
-        current = self._current
-        if current is not None:
-            current.cancel.set()
-        super().stop()
+    Widths are in ``ch`` (the width of "0" in the widget's font): most letters are narrower,
+    so a label of n characters fits in n + 2 ch.
+    """
+    described = [c for c in controls
+                 if getattr(c, "description", "") and not isinstance(c, W.Checkbox | W.Button)]
+    label = f"{max(len(c.description) for c in described) + 2}ch" if described else "0px"
+    for c in controls:
+        if isinstance(c, W.Checkbox):
+            c.indent = True                     # its box lines up with the controls above
+            c.style.description_width = label
+            c.layout.width = f"calc({label} + {len(c.description) + 6}ch)"
+        elif isinstance(c, W.ToggleButtons):
+            c.style.description_width = label
+            c.style.button_width = f"{max(map(len, _option_texts(c)), default=1) + 4}ch"
+            c.layout.width = "auto"
+        elif isinstance(c, W.Dropdown):
+            c.style.description_width = label
+            c.layout.width = f"calc({label} + {max(map(len, _option_texts(c))) + 6}ch)"
+        elif getattr(c, "description", "") and hasattr(c, "style"):
+            c.style.description_width = label
+            if c.layout.width is None:
+                c.layout.width = f"calc({label} + {SLIDER_WIDTH})"

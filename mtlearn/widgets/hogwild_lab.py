@@ -17,8 +17,9 @@ The optimizer is SGD, with momentum 0.9 by default (as in notebook 02): try 0 â€
 was designed for plain SGD, and a stale gradient pushed on by momentum can send the course
 CNN's training off the rails. The defaults train in about a second on two cores.
 
-Stop cancels the run in progress at its next step (``Strategy.cancel``), which
-:class:`StoppableTraining` adds to any dashboard that calls ``parallel.train``.
+The model and the data come from :mod:`mtlearn.tasks` (``"mlp"`` or ``"cnn"``). Stop
+cancels the run in progress at its next step (``parallel.train(cancel=...)``) and shows
+nothing: one run of three is no comparison.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ from dataclasses import dataclass, field
 import ipywidgets as W
 import numpy as np
 
-from .. import data, info, nn, viz
+from .. import info, nn, parallel, tasks, viz
 from ..parallel.history import History
 from ..viz.style import FIGSIZE, CourseFigure
-from .base import Dashboard, StoppableTraining
+from .base import Dashboard, Stopped
 
 #: Images generated for the lab (1,600 to train, 400 to validate).
 SHAPES_N = 2000
-MODELS = {"cnn": "course CNN", "mlp": "dense net 784-128-4"}
+#: model (a task of :mod:`mtlearn.tasks`) -> its short name in titles
+MODELS = {"mlp": "MLP", "cnn": "course CNN"}
 #: run name -> (strategy, options)
 RUNS = {"lock-free": ("hogwild", {"lock": False}), "locked": ("hogwild", {"lock": True}),
         "sync": ("sync", {})}
@@ -45,18 +47,6 @@ BATCH_SIZES = (16, 32, 64, 128)
 COLORS = {"lock-free": "#C44E52", "locked": "#DD8452", "sync": "#4C72B0"}
 MAX_THREADS = 8
 MAX_EPOCHS = 20
-
-
-def make_model(name: str, seed: int = 0) -> nn.Sequential:
-    """The lab's models for 28x28 shapes (4 classes): ``"cnn"`` is ``nn.course_cnn``;
-    ``"mlp"`` is ``Flatten Dense(784, 128) ReLU Dense(128, 4)``, whose step is mostly two
-    matrix multiplies."""
-    if name == "cnn":
-        return nn.course_cnn(num_classes=4, seed=seed)
-    if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Dense(784, 128), nn.ReLU(), nn.Dense(128, 4),
-                             seed=seed)
-    raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
 
 
 @dataclass
@@ -87,7 +77,6 @@ class HogwildLabResult:
         losses = self.histories[name].losses
         return float(np.mean(losses[-n:])) if losses else math.nan
 
-    @property
     def table(self) -> str:
         """One line per run: time per step, losses, accuracy, staleness."""
         head = (f"{'run':10} {'ms/step':>8} {'wall s':>7} {'loss, last 10':>14} "
@@ -103,14 +92,13 @@ class HogwildLabResult:
                          f"{self.val_accuracy[name]:10.1%}   {stale}")
         return "\n".join(lines)
 
-    @property
     def summary(self) -> str:
         """A title line and the table."""
         title = (f"{MODELS[self.model]} on shapes: {self.threads} thread"
                  f"{'s' * (self.threads != 1)}, batch {self.batch_size}, {self.epochs} "
                  f"epoch{'s' * (self.epochs != 1)} = {self.steps} updates per run, "
                  f"SGD, momentum {self.momentum:g}, lr {self.lr:.3g}")
-        return title + "\n" + self.table
+        return title + "\n" + self.table()
 
     def figure(self):
         """Loss of every update against wall-clock time (left); staleness (right)."""
@@ -129,71 +117,66 @@ class HogwildLabResult:
                      f"{'s' * (self.threads != 1)}")
         return fig
 
+    def figures(self) -> list:
+        return [self.figure()]
 
-class HogwildLab(StoppableTraining, Dashboard):
+
+class HogwildLab(Dashboard):
     """Lock-free (Hogwild!) vs locked vs synchronous training, with the same threads.
 
     Keyword arguments set the controls' starting values (``HogwildLab(model="mlp",
-    threads=4)``). From code: set ``lab.<control>.value`` and call ``lab.run()``, which
-    returns a :class:`HogwildLabResult`.
+    threads=4)``). From code: set ``lab.<name>_<kind>.value`` (``lab.threads_slider.value
+    = 4``) and call ``lab.run()``, which returns a :class:`HogwildLabResult`.
     """
 
     title = "Hogwild lab: lock-free vs locked vs synchronous updates"
 
     def __init__(self, *, model: str = "mlp", threads: int = 2, lr: float = 0.05,
                  momentum: float = 0.9, epochs: int = 3, batch_size: int = 32, seed: int = 0):
-        self._start = dict(model=model, threads=threads, lr=lr, momentum=momentum,
-                           epochs=epochs, batch_size=batch_size)
-        self.seed = seed
         super().__init__()
+        self.seed = seed
+        slow = {"continuous_update": False}
+        self.model_dropdown = W.Dropdown(options=[(f"{k}: {tasks.TASKS[k]}", k) for k in MODELS],
+                                         value=model, description="model")
+        self.threads_slider = W.IntSlider(value=threads, min=1, max=MAX_THREADS,
+                                          description="threads",
+                                          tooltip=f"this machine has {info.cpu_count()} cores",
+                                          **slow)
+        self.lr_slider = W.FloatLogSlider(value=lr, base=10, min=-3, max=0, step=0.1,
+                                          readout_format=".2g", description="learning rate",
+                                          **slow)
+        self.momentum_slider = W.FloatSlider(value=momentum, min=0.0, max=0.95, step=0.05,
+                                             description="momentum", **slow)
+        self.epochs_slider = W.IntSlider(value=epochs, min=1, max=MAX_EPOCHS,
+                                         description="epochs", **slow)
+        self.batch_size_dropdown = W.Dropdown(options=list(BATCH_SIZES), value=batch_size,
+                                              description="batch size")
 
     def controls(self) -> list[W.Widget]:
-        s = self._start
-        wide = {"description_width": "110px"}
-        self.model = W.Dropdown(options=[(v, k) for k, v in MODELS.items()], value=s["model"],
-                                description="model", style=wide)
-        self.threads = W.IntSlider(value=s["threads"], min=1, max=MAX_THREADS,
-                                   continuous_update=False, description="threads", style=wide,
-                                   tooltip=f"this machine has {info.cpu_count()} cores")
-        self.lr = W.FloatLogSlider(value=s["lr"], base=10, min=-3, max=0, step=0.1,
-                                   readout_format=".2g", continuous_update=False,
-                                   description="learning rate", style=wide)
-        self.momentum = W.FloatSlider(value=s["momentum"], min=0.0, max=0.95, step=0.05,
-                                      continuous_update=False, description="momentum",
-                                      style=wide)
-        self.epochs = W.IntSlider(value=s["epochs"], min=1, max=MAX_EPOCHS,
-                                  continuous_update=False, description="epochs", style=wide)
-        self.batch_size = W.Dropdown(options=list(BATCH_SIZES), value=s["batch_size"],
-                                     description="batch size", style=wide)
-        return [self.model, self.threads, self.lr, self.momentum, self.epochs,
-                self.batch_size]
+        return [self.model_dropdown, self.threads_slider, self.lr_slider, self.momentum_slider,
+                self.epochs_slider, self.batch_size_dropdown]
 
     def experiment(self, report) -> HogwildLabResult:
         # Read every control once: moving a slider during a run changes the next run only.
-        name, threads, lr = self.model.value, int(self.threads.value), float(self.lr.value)
-        momentum = float(self.momentum.value)
-        epochs, batch = int(self.epochs.value), int(self.batch_size.value)
+        name, threads = self.model_dropdown.value, int(self.threads_slider.value)
+        lr, momentum = float(self.lr_slider.value), float(self.momentum_slider.value)
+        epochs, batch = int(self.epochs_slider.value), int(self.batch_size_dropdown.value)
         report(0.0, "making the data")
-        X, y = data.shapes(SHAPES_N, seed=self.seed)
-        Xtr, ytr, Xva, yva = data.split(X, y, 0.2, seed=self.seed)
+        task = tasks.get(name, n=SHAPES_N, seed=self.seed)
         result = HogwildLabResult(name, threads, lr, momentum, epochs, batch)
-        loss = nn.SoftmaxCrossEntropy()
         for j, (run, (strategy, options)) in enumerate(RUNS.items()):
             report(j / len(RUNS), f"training: {run} ({strategy}, {threads} threads)")
-            model = make_model(name, self.seed)          # the same start for every run
+            model = task.model()                     # the same start for every run
             # A too-large learning rate may overflow: a result to show, not a warning.
             with np.errstate(all="ignore"):
-                h = self.train(model, loss, (Xtr, ytr), strategy=strategy, threads=threads,
-                               epochs=epochs, batch_size=batch, lr=lr, seed=self.seed,
-                               optimizer=lambda p: nn.SGD(p, lr=lr, momentum=momentum),
-                               check_finite=False, **options)
-                logits = model.predict(Xva)
-                result.val_loss[run] = float(loss.forward(logits, yva)[0])
-            result.val_accuracy[run] = float(np.mean(logits.argmax(axis=1) == yva))
+                h = parallel.train(model, task.loss, task.data, strategy=strategy,
+                                   threads=threads, epochs=epochs, batch_size=batch, lr=lr,
+                                   seed=self.seed,
+                                   optimizer=lambda p: nn.SGD(p, lr=lr, momentum=momentum),
+                                   check_finite=False, cancel=self.cancel, **options)
+                if h.cancelled:
+                    raise Stopped
+                result.val_loss[run], result.val_accuracy[run] = task.evaluate(model)
             result.histories[run] = h
         report(1.0, "done")
         return result
-
-    def render(self, result: HogwildLabResult) -> None:
-        self.show_text(result.summary)
-        self.show_figure(result.figure())

@@ -17,8 +17,9 @@ call directly: each round runs ``serial`` and then the strategy at every worker 
 after the other in this process (so a busy neighbour slows all of them alike), and the
 median over rounds is kept. Time per step is measured from the end of the first step to the
 end of the last, so starting threads or processes and the first, slower step are left out
-(they show in the loss curve, which starts later). Stop is noticed between runs. The lab's
-defaults run in a second or two on two cores.
+(they show in the loss curve, which starts later). Stop is noticed between runs
+(``measure_scaling`` reports before each one). The lab's defaults run in a second or two on
+two cores.
 """
 
 from __future__ import annotations
@@ -27,15 +28,13 @@ from dataclasses import dataclass
 
 import ipywidgets as W
 
-from .. import parallel, viz
+from .. import parallel, tasks, viz
 from ..experiments import (
     MODELS,
     SAMPLES,
     Scaling,
-    make_task,
     max_relative_difference,
     measure_scaling,
-    seconds_per_step,
     step_durations,
 )
 from ..parallel import History
@@ -46,6 +45,8 @@ BATCH_SIZES = (32, 64, 128, 256, 512)
 MAX_EPOCHS = 10
 #: Steps of the chosen strategy drawn in the timeline (after the first one).
 TIMELINE_STEPS = 3
+#: The name of a dashboard's worker thread ends so (``Dashboard.run``).
+CALLER_SUFFIX = "-run"
 
 
 # ------------------------------------------------------------------------ the lab
@@ -90,19 +91,24 @@ class StrategyLabResult:
             return "process" if n == 1 else "processes"
         return "thread" if n == 1 else "threads"
 
-    @property
     def summary(self) -> str:
+        """Settings; serial and the strategy (ms/step, speedup, loss); how far their losses
+        differ; the strategy's own measurements; the sweep and its Amdahl fit."""
         h, s, sc = self.history, self.serial, self.scaling
+        # The times the speedups come from (medians); an asynchronous strategy is timed per
+        # update, over a longer run (experiments.measure_scaling).
+        per = "update" if getattr(sc, "asynchronous", False) else "step"
+        ms = 1e3 * sc.seconds[sc.threads.index(self.threads)]
         lines = [f"{MODELS[self.model]}, batch {self.batch_size}, {self.epochs} "
                  f"epoch{'s' * (self.epochs != 1)} ({s.steps} steps), {self.num_params:,} "
                  f"parameters, {sc.cores} cores",
-                 f"serial: {1e3 * seconds_per_step(s):.1f} ms/step, loss {s.losses[0]:.4f} -> "
+                 f"serial: {1e3 * sc.serial_seconds:.1f} ms/step, loss {s.losses[0]:.4f} -> "
                  f"{s.losses[-1]:.4f}, {s.wall_time:.2f} s in all",
                  f"{self.strategy} on {self.threads} {self._workers(self.threads)}: "
-                 f"{1e3 * seconds_per_step(h):.1f} ms/step ({self.speedup[self.threads]:.2f}x "
-                 f"serial), loss {h.losses[0]:.4f} -> {h.losses[-1]:.4f}, {h.wall_time:.2f} s "
+                 f"{ms:.1f} ms/{per} ({self.speedup[self.threads]:.2f}x serial), {h.steps} "
+                 f"{per}s, loss {h.losses[0]:.4f} -> {h.losses[-1]:.4f}, {h.wall_time:.2f} s "
                  "in all"]
-        if self.strategy != "serial":
+        if self.strategy != "serial" and h.steps == s.steps:
             diff = max_relative_difference(s.losses, h.losses)
             lines.append(f"largest relative difference of the losses from serial: {diff:.1e}")
         notes = {k: v for k, v in h.info.items() if k in (
@@ -138,14 +144,18 @@ class StrategyLabResult:
         return fig
 
     def timeline_figure(self):
-        """The chosen strategy's threads during a few steps after the first."""
+        """The chosen strategy's threads during a few steps after the first: the thread
+        that called ``train`` (a dashboard's worker, or a notebook's main thread) is the
+        row "main", the strategy's own threads follow in order."""
         h = self.history
         t = h.step_times
         window = None
         if len(t) >= 2:
             end = t[min(len(t) - 1, TIMELINE_STEPS)]
             window = (t[0] - 0.1 * (end - t[0]), end)
-        return viz.timeline(h.trace, window=window,
+        spans = [("main", *s[1:]) if s[0].endswith(CALLER_SUFFIX) else tuple(s)
+                 for s in h.trace]
+        return viz.timeline(spans, window=window,
                             title=f"{self.strategy} on {self.threads} "
                                   f"{self._workers(self.threads)}: a few steps")
 
@@ -171,8 +181,8 @@ class StrategyLab(Dashboard):
 
     Keyword arguments set the controls' starting values (``StrategyLab(strategy="tensor",
     threads=4, sweep=True)``); ``samples`` sets the size of the dataset (2,048; smaller makes
-    quicker runs). From code: set ``lab.<control>.value`` and call ``lab.run()``, which
-    returns a :class:`StrategyLabResult`.
+    quicker runs). From code: set ``lab.<name>_<kind>.value`` (``lab.strategy_dropdown.value
+    = "tensor"``) and call ``lab.run()``, which returns a :class:`StrategyLabResult`.
     """
 
     title = "Strategy lab: serial against a parallel strategy"
@@ -180,38 +190,33 @@ class StrategyLab(Dashboard):
     def __init__(self, *, model: str = "cnn", strategy: str = "sync", threads: int = 2,
                  batch_size: int = 256, epochs: int = 2, sweep: bool = False, seed: int = 0,
                  samples: int = SAMPLES):
-        self._start = dict(model=model, strategy=strategy, threads=threads,
-                           batch_size=batch_size, epochs=epochs, sweep=sweep)
-        self.seed, self.samples = seed, samples
         super().__init__()
+        self.seed, self.samples = seed, samples
+        slow = {"continuous_update": False}
+        self.model_dropdown = W.Dropdown(options=[(v, k) for k, v in MODELS.items()],
+                                         value=model, description="model")
+        self.strategy_dropdown = W.Dropdown(options=[(f"{k}: {cls.description}", k)
+                                                     for k, cls in parallel.STRATEGIES.items()],
+                                            value=strategy, description="strategy")
+        self.threads_slider = W.IntSlider(value=threads, min=1, max=max(4, info.cpu_count()),
+                                          description="threads", **slow)
+        self.batch_size_dropdown = W.Dropdown(options=list(BATCH_SIZES), value=batch_size,
+                                              description="batch size")
+        self.epochs_slider = W.IntSlider(value=epochs, min=1, max=MAX_EPOCHS,
+                                         description="epochs", **slow)
+        self.sweep_checkbox = W.Checkbox(value=sweep,
+                                         description="sweep threads 1..N (speedup curve, "
+                                                     "Amdahl fit)")
 
     def controls(self) -> list[W.Widget]:
-        s = self._start
-        wide = {"description_width": "110px"}
-        slow = dict(continuous_update=False, style=wide)
-        self.model = W.Dropdown(options=[(v, k) for k, v in MODELS.items()], value=s["model"],
-                                description="model", style=wide,
-                                layout=W.Layout(width="460px"))
-        self.strategy = W.Dropdown(options=[(f"{k}: {cls.description}", k)
-                                            for k, cls in parallel.STRATEGIES.items()],
-                                   value=s["strategy"], description="strategy", style=wide,
-                                   layout=W.Layout(width="640px"))
-        self.threads = W.IntSlider(value=s["threads"], min=1, max=max(4, info.cpu_count()),
-                                   description="threads", **slow)
-        self.batch_size = W.Dropdown(options=list(BATCH_SIZES), value=s["batch_size"],
-                                     description="batch size", style=wide)
-        self.epochs = W.IntSlider(value=s["epochs"], min=1, max=MAX_EPOCHS,
-                                  description="epochs", **slow)
-        self.sweep = W.Checkbox(value=s["sweep"], indent=False,
-                                description="sweep threads 1..N (speedup curve, Amdahl fit)")
-        return [self.model, self.strategy, self.threads, self.batch_size, self.epochs,
-                self.sweep]
+        return [self.model_dropdown, self.strategy_dropdown, self.threads_slider,
+                self.batch_size_dropdown, self.epochs_slider, self.sweep_checkbox]
 
     def experiment(self, report) -> StrategyLabResult:
         # Read every control once: moving a slider during a run changes the next run only.
-        name, strategy = self.model.value, self.strategy.value
-        threads, batch = int(self.threads.value), int(self.batch_size.value)
-        epochs, sweep = int(self.epochs.value), bool(self.sweep.value)
+        name, strategy = self.model_dropdown.value, self.strategy_dropdown.value
+        threads, batch = int(self.threads_slider.value), int(self.batch_size_dropdown.value)
+        epochs, sweep = int(self.epochs_slider.value), bool(self.sweep_checkbox.value)
         if strategy == "serial":               # one thread, whatever the slider says
             threads, sweep = 1, False
         counts = list(range(1, threads + 1)) if sweep else [threads]
@@ -219,11 +224,6 @@ class StrategyLab(Dashboard):
         scaling = measure_scaling(name, strategy, counts, batch_size=batch, epochs=epochs,
                                   repeats=1, samples=self.samples, seed=self.seed,
                                   report=lambda f, text: report(0.95 * f, text))
-        num_params = make_task(name, self.seed, samples=8)[0]().num_params
+        num_params = tasks.get(name, n=16, seed=self.seed, val_fraction=0).model().num_params
         report(1.0, "drawing")
         return StrategyLabResult(name, strategy, threads, batch, epochs, num_params, scaling)
-
-    def render(self, result: StrategyLabResult) -> None:
-        self.show_text(result.summary)
-        for fig in result.figures():
-            self.show_figure(fig)
