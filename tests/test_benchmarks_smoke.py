@@ -1,5 +1,5 @@
 """benchmarks/bench_parallel.py --quick runs end to end (a few seconds) and prints its
-three tables; it records nothing without --record."""
+three tables, the machine and its load; it records nothing without --record."""
 
 import importlib.util
 from pathlib import Path
@@ -22,8 +22,15 @@ def test_bench_parallel_quick(capsys, no_thread_leak):
     assert "### bench_parallel" in out and "(quick)" in out
     for strategy in bench.STRATEGIES:
         assert f"| {strategy} | 2 |" in out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines()
+            if line.startswith("| ") and "ms/" in line}
+    assert "updates/s" in rows["hogwild"] and "ms/update" in rows["hogwild"]
+    assert "steps/s" in rows["sync"] and "ms/step" in rows["sync"]
+    assert "| hogwild: updates per run | | 1: 16, 2: 32 |" in out     # 16 per worker
+    assert "USL σ = " in out and "Amdahl s = " in out
+    assert "Load average (1, 5, 15 min) before: " in out and "Load average after: " in out
     assert "Tracing overhead" in out and "threads, batch 32 |" in out
     assert "| course CNN | 2 | 4 | 20.0% |" in out
-    assert "| 12 x Dense(512) Tanh | 2 | 1 | 50.0% |" in out
+    assert "| balanced MLP, 12 x Dense(576) ReLU | 2 | 1 | 50.0% |" in out
     after = bench.RESULTS.read_text() if bench.RESULTS.exists() else None
     assert after == before
