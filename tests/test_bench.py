@@ -258,7 +258,7 @@ def test_bad_threads_raise_before_any_thread_starts(threads, error, no_thread_st
     ({"workload": "nope"}, "workload", ValueError), ({"workload": 3}, "workload", ValueError),
     ({"repeats": 0}, "repeats", ValueError), ({"repeats": 1.5}, "repeats", TypeError),
     ({"work": 0}, "work", ValueError), ({"work": "big"}, "work", TypeError),
-    ({"progress": 3}, "progress", TypeError),
+    ({"progress": 3}, "progress", TypeError), ({"processes": "yes"}, "processes", TypeError),
     ({"workload": "mixed", "serial_fraction": 1.5}, "serial_fraction", ValueError),
     ({"workload": "mixed", "step_seconds": -1}, "step_seconds", ValueError),
     ({"workload": "mixed", "step_seconds": "1"}, "step_seconds", TypeError),

@@ -218,6 +218,7 @@ def compare_interpreters(pythons=None, *, workloads=None, threads=(1, 2, 4), rep
     repeats = checks.integer("repeats", repeats, min=1)
     work = check_work(work)
     timeout = checks.number("timeout", timeout, min=0, min_open=True)
+    include_self = checks.boolean("include_self", include_self)
     progress = checks.function("progress", progress, optional=True)
     others = find_interpreters(pythons)
     total = len(others) + bool(include_self)

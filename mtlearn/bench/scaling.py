@@ -167,6 +167,8 @@ def scaling(workload: str = "python", threads=(1, 2, 4), repeats: int = 3, *,
     counts = check_counts(threads, "threads")
     repeats = checks.integer("repeats", repeats, min=1)
     work = check_work(work)
+    processes = checks.boolean("processes", processes)
+    warmup = checks.boolean("warmup", warmup)
     progress = checks.function("progress", progress, optional=True)
     pin = blas_threads(w.blas_threads) if w.blas_threads and not processes else nullcontext()
     runs: dict[int, list[Run]] = {n: [] for n in counts}

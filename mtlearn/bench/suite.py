@@ -124,6 +124,7 @@ def suite(workloads=None, threads=(1, 2, 4), repeats: int = 3, *, work: float = 
     counts = check_counts(threads, "threads")
     repeats = checks.integer("repeats", repeats, min=1)
     work = check_work(work)
+    processes = checks.boolean("processes", processes)
     results, procs, skipped = {}, {}, {}
     plan = [(n, False) for n in names]
     if processes:
