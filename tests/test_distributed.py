@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mtlearn import distributed, nn, parallel
-from mtlearn.distributed import LaunchError, MPINotAvailable, launch, launcher
+from mtlearn.distributed import LaunchError, MPINotAvailable, guard, launch, launcher
 
 
 def _have_mpi() -> bool:
@@ -137,7 +137,7 @@ FAILING = textwrap.dedent("""
 def test_failing_rank_stops_the_job_with_its_error(threads, tmp_path, no_thread_leak):
     script = tmp_path / "failing.py"
     script.write_text(FAILING)
-    segments = launcher._shm_segments()
+    segments = guard.shm_files()
     start = time.monotonic()
     with pytest.raises(LaunchError) as err:
         launch(2, "1", "raise", str(threads), program=[str(script)], echo=None, timeout=30)
@@ -146,7 +146,7 @@ def test_failing_rank_stops_the_job_with_its_error(threads, tmp_path, no_thread_
     assert "rank 1 of 2 failed" in err.value.output
     assert "finished" not in err.value.output
     assert time.monotonic() - start < 20
-    assert launcher._shm_segments() <= segments      # no shared memory left behind
+    assert guard.shm_files() <= segments      # no shared memory left behind
 
 
 @needs_mpi

@@ -6,83 +6,19 @@
 
 Rank 0 prints (one line per epoch, then a summary; ``--json`` adds the results as JSON, on
 stdout or into a file); the other ranks stay quiet. Without ``mpiexec`` it runs as one rank.
+Every option is checked before MPI starts (:mod:`.arguments`): a bad one exits with code 2
+and a message naming it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import numpy as np
 
 from . import mpi
-from .problems import DATASETS
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def int_list(text: str) -> list[int]:
-    try:
-        values = [int(float(t)) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text}")
-    return values
-
-
-def two_ints(text: str) -> tuple[int, int]:
-    values = int_list(text)
-    if len(values) != 2:
-        raise argparse.ArgumentTypeError(f"expected two integers such as 8,16, got {text}")
-    return values[0], values[1]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mtlearn.distributed",
-                                description="Synchronous data-parallel training over MPI "
-                                            "ranks (run under mpiexec).")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a model, every rank on its shard of each batch")
-    t.add_argument("model", choices=["cnn"], help="the course CNN")
-    t.add_argument("--dataset", choices=DATASETS, default="shapes")
-    t.add_argument("--n", type=positive_int, default=2000, help="images (default 2000)")
-    t.add_argument("--image-size", type=positive_int, default=28,
-                   help="shapes: pixels per side, a multiple of 4 (default 28)")
-    t.add_argument("--channels", type=two_ints, default=(8, 16),
-                   help="channels of the two convolutions (default 8,16)")
-    t.add_argument("--epochs", type=positive_int, default=1)
-    t.add_argument("--batch-size", type=positive_int, default=64,
-                   help="samples per step over all ranks together (default 64)")
-    t.add_argument("--lr", type=float, default=0.05)
-    t.add_argument("--momentum", type=float, default=0.0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=positive_int, default=1, help="threads per rank")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("--blas-threads", type=positive_int, default=1, help="BLAS threads per rank")
-    t.add_argument("--prefetch", type=int, default=0, help="load batches ahead on a thread")
-    t.add_argument("--no-trace", action="store_true", help="record no timeline")
-    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    t.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                   help="write the results as JSON (to FILE, or stdout without one)")
-    t.add_argument("--save-params", metavar="FILE.npy", default=None,
-                   help="save the final parameters (rank 0)")
-    t.set_defaults(func=run_train)
-
-    a = sub.add_parser("allreduce", help="time Allreduce alone for several message sizes")
-    a.add_argument("--sizes", type=int_list, default=[1000, 10000, 100000, 1000000],
-                   help="float64 elements per message, comma-separated")
-    a.add_argument("--repeats", type=positive_int, default=20)
-    a.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE")
-    a.set_defaults(func=run_allreduce)
-    return p
+from .arguments import build_parser
 
 
 def write_json(result: dict, where: str) -> None:
@@ -166,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m mtlearn.distributed: {exc}", file=sys.stderr)
         return 2
     comm = MPI.COMM_WORLD
+    run = {"train": run_train, "allreduce": run_allreduce}[args.command]
     with mpi.abort_on_error(comm):   # an error anywhere stops every rank (MPI_Abort)
-        code = args.func(args, comm)
+        code = run(args, comm)
     sys.stdout.flush()
     return code
 
