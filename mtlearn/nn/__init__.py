@@ -11,12 +11,17 @@ and initialisation follow ``torch.nn``; ``num_params`` is a property everywhere.
 =====================  ===================================================================
 ``Conv2D``             convolution, im2col + one GEMM (``impl="naive"``: the loop version)
 ``MaxPool2D``          max pooling, any kernel and stride
-``ReLU``, ``Tanh``     activations
+``ReLU``, ``Tanh``, ``GELU``  activations (GELU: tanh approximation)
 ``Flatten``, ``Dense`` reshaping and the affine layer (any leading dimensions)
 ``RNN``, ``LSTM``, ``GRU``  recurrent layers, ``(N, T, I) -> (N, T, H)``; ``forward(x, state)``
 ``Embedding``, ``LastStep``  token ids -> vectors; ``(N, T, H) -> (N, H)``
 ``forward_with_state`` run a ``Sequential`` carrying recurrent state (truncated BPTT)
 ``*_forward_naive``    the recurrences one step and one gate at a time (the references)
+``MultiheadAttention``  self-attention over ``(N, T, E)``, every position at once
+``attention_*_naive``  the reference, one head and one query position at a time
+``LayerNorm``          normalisation over the last axes
+``PositionalEmbedding``, ``TransformerBlock``  positions; a pre-norm block (attention + MLP)
+``char_transformer``, ``sample_transformer``  a causal character Transformer and its sampler
 ``SoftmaxCrossEntropy``, ``MSELoss``  losses (mean over the batch)
 ``SequenceCrossEntropy`` next-token loss over ``(N, T, V)`` logits
 ``char_model``, ``sample``  a next-character model and text sampled from it (temperature)
@@ -28,7 +33,9 @@ and initialisation follow ``torch.nn``; ``num_params`` is a property everywhere.
 """
 
 from . import allocator
-from .activations import Flatten, ReLU, Tanh
+from .activations import GELU, Flatten, ReLU, Tanh
+from .attention import MultiheadAttention
+from .attention_naive import attention_backward_naive, attention_forward_naive
 from .conv import Conv2D, col2im, im2col
 from .conv_naive import conv2d_backward_naive, conv2d_forward_naive
 from .dense import Dense
@@ -40,6 +47,7 @@ from .layer import Layer, backward_of
 from .losses import MSELoss, SoftmaxCrossEntropy
 from .lstm import LSTM
 from .models import balanced_mlp, course_cnn
+from .norm import LayerNorm
 from .optim import SGD, Adam, Optimizer
 from .pool import MaxPool2D
 from .recurrent import Recurrent, RecurrentCache, forward_with_state
@@ -54,6 +62,12 @@ from .recurrent_naive import (
 from .rnn import RNN
 from .sampling import sample
 from .sequential import Sequential
+from .transformer import (
+    PositionalEmbedding,
+    TransformerBlock,
+    char_transformer,
+    sample_transformer,
+)
 
 allocator.tune_from_environment()
 
@@ -68,4 +82,8 @@ __all__ = [
     "SequenceCrossEntropy", "char_model", "fit_tbptt", "forward_with_state", "sample",
     "gru_backward_naive", "gru_forward_naive", "lstm_backward_naive", "lstm_forward_naive",
     "rnn_backward_naive", "rnn_forward_naive",
+    # attention and the Transformer
+    "GELU", "LayerNorm", "MultiheadAttention", "PositionalEmbedding", "TransformerBlock",
+    "attention_backward_naive", "attention_forward_naive", "char_transformer",
+    "sample_transformer",
 ]

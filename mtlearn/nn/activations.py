@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .layer import Layer
@@ -59,3 +61,50 @@ class Flatten(Layer):
 
     def __repr__(self) -> str:
         return "Flatten()"
+
+
+class GELU(Layer):
+    """The Gaussian error linear unit, tanh approximation (``torch.nn.GELU(approximate=
+    "tanh")``, the activation of GPT-2 and BERT)::
+
+        gelu(x) = x * h(x),   h(x) = (1 + tanh(c (x + a x^3))) / 2,   c = sqrt(2/pi), a = 0.044715
+
+    ``h`` is a smooth step from 0 to 1 (close to the normal CDF), so GELU is a ReLU with the
+    corner rounded off. Any shape in, the same shape out. The derivative is
+    ``h + x h'``, with ``h' = 2 h (1 - h) c (1 + 3 a x^2)`` (since ``(1 - tanh^2) / 2 =
+    2 h (1 - h)``), so backward needs only ``x`` and ``h`` from the forward pass.
+    """
+
+    C = math.sqrt(2 / math.pi)
+    A = 0.044715
+
+    def forward(self, x: np.ndarray):
+        self._check_input(x)
+        # in place on one temporary: each numpy call on a large array is one pass over memory
+        h = x * x
+        h *= self.A * self.C
+        h += self.C
+        h *= x                                  # c (x + a x^3)
+        np.tanh(h, out=h)
+        h += 1
+        h *= 0.5
+        return x * h, (x, h)
+
+    def backward(self, dout: np.ndarray, cache, need_dx: bool = True):
+        if not need_dx:
+            return None, {}
+        x, h = cache
+        slope = x * x
+        slope *= 3 * self.A * self.C
+        slope += self.C
+        slope *= x                              # x c (1 + 3 a x^2)
+        step = 1 - h
+        step *= h
+        step *= 2                               # 2 h (1 - h)
+        slope *= step
+        slope += h                              # h + x h'
+        slope *= dout
+        return slope, {}
+
+    def __repr__(self) -> str:
+        return 'GELU(approximate="tanh")'
