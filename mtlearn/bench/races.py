@@ -50,6 +50,7 @@ from ..runtime import checks
 from ..runtime.threads import WorkerGroup
 from .interpreters import run_json_in
 from .machine import build_info, interpreter_label
+from .workloads import numpy_available
 
 KINDS = ("counter", "array")
 WAYS = ("shared", "lock", "own")
@@ -167,14 +168,6 @@ def lost_updates(kind: str = "counter", how: str = "shared", threads: int = 2, *
                       max(ends) - t0)
 
 
-def _numpy_available() -> bool:
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @dataclass
 class Races:
     """Every kind x way, ``repeats`` runs each, on one interpreter.
@@ -244,7 +237,7 @@ def races(threads: int = 2, repeats: int = 3, *, counter_updates: int = UPDATES[
     updates = {"counter": checks.integer("counter_updates", counter_updates, min=1),
                "array": checks.integer("array_updates", array_updates, min=1)}
     size = checks.integer("size", size, min=1)
-    skipped = {} if _numpy_available() else {"array": "this Python cannot import numpy"}
+    skipped = {} if numpy_available() else {"array": "this Python cannot import numpy"}
     results = []
     for kind in KINDS:
         if kind in skipped:
