@@ -35,6 +35,10 @@ TASKS = {
     "rnn": "RNN(2 -> 32) -> last step -> Dense on the adding problem (T = 20)",
     "lstm": "LSTM(2 -> 32) -> last step -> Dense on the adding problem (T = 20)",
     "gru": "GRU(2 -> 32) -> last step -> Dense on the adding problem (T = 20)",
+    "transformer": "causal character Transformer (2 blocks, E = 64, 4 heads) on the arithmetic "
+                   "corpus (T = 32)",
+    "char-lstm": "character LSTM(151) on the arithmetic corpus (T = 32): the Transformer's "
+                 "parameter count",
 }
 
 
@@ -91,7 +95,9 @@ def get(name: str, *, n: int = 2048, seed: int = 0, dtype=np.float32,
     dtype : float dtype of the data and the model
     val_fraction : share of the samples held out for validation (stratified for classes)
     options : per task — ``image_size`` and ``channels`` for ``cnn``; ``seq_len`` and
-        ``hidden`` for ``rnn``/``lstm``/``gru``; ``width`` for ``wide``
+        ``hidden`` for ``rnn``/``lstm``/``gru``; ``width`` for ``wide``; ``seq_len`` for
+        ``transformer`` and ``char-lstm``, with ``embed_dim``, ``num_heads``, ``hidden`` and
+        ``num_blocks`` for ``transformer`` and ``hidden`` for ``char-lstm``
     """
     checks.choice("name", name, TASKS)
     n = checks.integer("n", n, min=4)
@@ -162,5 +168,42 @@ def _adding(name, *, n, seed, dtype, val_fraction, seq_len=20, hidden=32):
     return Task(name, model, nn.MSELoss(), train, val, 0.02, None, {"seq_len": seq_len})
 
 
+def _chars(name, *, n, seed, dtype, val_fraction, seq_len=32, hidden=None, embed_dim=64,
+           num_heads=4, num_blocks=2):
+    """Next-character prediction on the shipped arithmetic corpus: ``n`` windows of
+    ``seq_len`` characters at seeded random places, X the ids (stored in ``dtype``, whole
+    numbers, which ``nn.Embedding`` reads), y the ids one character later (int64). The
+    validation windows come from the last ``val_fraction`` of the text, the training
+    windows from the rest, so no validation character is trained on."""
+    seq_len = checks.integer("seq_len", seq_len, min=1)
+    text = data.char_corpus()
+    vocab = data.Vocabulary.from_text(text)
+    ids = vocab.encode(text)
+    rng = np.random.default_rng(seed)
+    n_val = round(n * val_fraction)
+    cut = len(ids) - round(len(ids) * val_fraction)
+
+    def windows(lo, hi, count):
+        starts = rng.integers(lo, hi - seq_len, size=count)[:, None] + np.arange(seq_len)
+        return ids[starts].astype(dtype), ids[starts + 1]
+    train = windows(0, cut, n - n_val)
+    val = windows(cut, len(ids), n_val) if n_val else (train[0][:0], train[1][:0])
+    V = len(vocab)
+    if name == "transformer":
+        hidden = 256 if hidden is None else hidden
+
+        def model():
+            return nn.char_transformer(V, embed_dim, num_heads, hidden, num_blocks,
+                                       max_len=seq_len, seed=seed, dtype=dtype)
+    else:
+        hidden = 151 if hidden is None else hidden
+
+        def model():
+            return nn.char_model(V, "lstm", hidden_size=hidden, seed=seed, dtype=dtype)
+    info = {"vocab": vocab, "seq_len": seq_len, "unigram": data.unigram_loss(ids[:cut], V)}
+    return Task(name, model, nn.SequenceCrossEntropy(), train, val, 0.1, None, info)
+
+
 _BUILDERS = {"cnn": _images, "cnn-digits": _images, "mlp": _images, "wide": _images,
-             "balanced-mlp": _images, "rnn": _adding, "lstm": _adding, "gru": _adding}
+             "balanced-mlp": _images, "rnn": _adding, "lstm": _adding, "gru": _adding,
+             "transformer": _chars, "char-lstm": _chars}
