@@ -140,10 +140,9 @@ def test_no_label_or_option_is_cut_short(cls):
             assert c.indent and _ch(c.layout.width) >= label + len(c.description) + 2
         else:
             assert label >= len(c.description) + 2, c.description
-        if isinstance(c, W.Dropdown):
-            longest = max(len(text) for text, _ in c.options) if isinstance(
-                c.options[0], tuple) else max(len(str(o)) for o in c.options)
-            assert _ch(c.layout.width) >= label + longest + 2, c.description
+        if isinstance(c, W.Dropdown):       # prose options average 0.75 ch a character
+            longest = max(len(text) for text in c._options_labels)
+            assert _ch(c.layout.width) >= label + 0.85 * longest + 4, c.description
         if isinstance(c, W.ToggleButtons):
             assert _ch(c.style.button_width) >= max(len(str(o)) for o in c._options_labels) + 2
 
@@ -237,3 +236,98 @@ def test_stop_cancels_parallel_train_at_its_next_step(no_thread_leak):
     assert d.steps.wait(30)
     d.stop()
     assert d.result.stopped and d.result.n > 0
+
+
+# -- the figures the dashboards show ------------------------------------------------------
+
+def _figures():
+    """One of each figure a dashboard draws, from small made-up data."""
+    from mtlearn import viz
+    from mtlearn.runtime.trace import Span
+
+    rng = np.random.default_rng(0)
+    losses = list(np.linspace(1.4, 0.3, 60) + 0.05 * rng.random(60))
+    spans = [Span("w-1", "compute", 0.0, 1.0, 0.9), Span("w-0", "wait", 0.0, 1.0, 0.0),
+             Span("main", "load", 0.0, 0.2, 0.2)]
+    scaling = {"threads": [1, 2, 4], "speedup": [1.0, 1.7, 2.2], "cpu_wall": [1, 0.9, 0.7],
+               "workload": "numpy", "cores": 4}
+    return {
+        "training_curves": viz.training_curves(losses, [0.5, 0.9], chance=0.25),
+        "loss_curve": viz.loss_curve(losses, times=np.arange(60) * 0.01),
+        "loss_vs_baseline": viz.loss_vs_baseline({"LSTM(8)": losses}, baseline=1.0),
+        "timeline": viz.timeline(spans),
+        "timing_bars": viz.timing_bars({"serial": [0.01, 0.012], "sync x2": 0.006},
+                                       log=False, baseline="serial"),
+        "speedup_curve": viz.speedup_curve([1, 2, 4], [1.0, 1.8, 3.1], serial_fraction=0.1),
+        "scaling_plot": viz.scaling_plot(scaling),
+        "bubble_curve": viz.bubble_curve(2, {1: 0.5, 4: [0.2, 0.3]}),
+        "peak_live_bars": viz.peak_live_bars({"gpipe": [4, 4]}, micro_batches=4),
+        "staleness_histogram": viz.staleness_histogram({"lock-free": [0, 1, 1, 3]}),
+        "schedule_chart": viz.schedule_chart([(0, "F", 0, 0, 1), (1, "F", 0, 1, 2),
+                                              (1, "B", 0, 2, 4), (0, "B", 0, 4, 6)]),
+    }
+
+
+def test_legends_never_cover_the_data():
+    for name, fig in _figures().items():
+        fig.canvas.draw()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            box, area = legend.get_window_extent(), ax.get_window_extent()
+            assert not box.overlaps(area), f"{name}: the legend covers the data"
+
+
+def test_bar_charts_and_speedup_curves_mark_the_baseline():
+    figs = _figures()
+    for name, value, label in (("timing_bars", 11.0, "serial (1x)"),
+                               ("speedup_curve", 1.0, "serial (1x)"),
+                               ("scaling_plot", 1.0, "serial (1x)")):
+        ax = figs[name].axes[0]
+        lines = [c for c in ax.collections if c.get_label() == label]
+        assert len(lines) == 1, name
+        (segment,) = lines[0].get_segments()
+        assert segment[:, 1] == pytest.approx([value, value]) and \
+            lines[0].get_linestyle()[0][1] is not None                # dashed
+        assert label in [t.get_text() for t in ax.get_legend().get_texts()]
+    ax = figs["peak_live_bars"].axes[0]
+    assert ax.get_ylim()[1] > 4                 # the M line is not hidden at the frame
+
+
+def test_timeline_rows_in_a_fixed_order_and_colours_as_in_the_legend():
+    from mtlearn import viz
+    from mtlearn.runtime.trace import Span
+
+    spans = [Span(t, k, 0.0, 1.0, cpu) for t, k, cpu in (
+        ("worker-10", "compute", 0.1), ("worker-2", "wait", 0.0), ("main", "load", 1.0),
+        ("worker-1", "io", 0.0), ("worker-2", "compute", 1.0))]
+    ax = viz.timeline(spans).axes[0]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == ["main", "worker-1", "worker-2", "worker-10"]
+    legend = {t.get_text(): p.get_facecolor() for t, p in
+              zip(ax.get_legend().get_texts(), ax.get_legend().get_patches(), strict=True)}
+    drawn = {}
+    for bars in ax.collections:                 # one collection per kind and alpha band
+        drawn.setdefault(tuple(bars.get_facecolor()[0][:3]), set()).add(bars.get_alpha())
+    for kind in ("wait", "io", "load", "compute"):
+        rgb = tuple(legend[kind][:3])
+        assert rgb in drawn, kind               # every bar has its legend entry's colour
+    # waits and I/O are never faded, and they differ from each other
+    assert drawn[tuple(legend["wait"][:3])] == {0.95}
+    assert drawn[tuple(legend["io"][:3])] == {0.95}
+    assert legend["wait"][:3] != legend["io"][:3]
+    # the faint compute bar (CPU/wall 0.1) has a legend entry of its own colour, faded
+    faint = [k for k in legend if k.startswith("faint")]
+    assert len(faint) == 1 and legend[faint[0]][:3] == legend["compute"][:3]
+    assert drawn[tuple(legend["compute"][:3])] == {0.35, 0.95}
+
+
+def test_a_narrow_log_axis_has_readable_ticks():
+    from mtlearn import viz
+
+    ax = viz.loss_curve([1.4, 1.3, 1.1, 0.95, 0.9], smooth=1).axes[0]
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert ax.get_yscale() == "log" and len(labels) >= 3
+    assert all("10^" not in s and "\\times" not in s for s in labels)

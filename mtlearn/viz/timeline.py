@@ -72,7 +72,7 @@ def timeline(spans, *, ax=None, title: str | None = None, show_cpu: bool = True,
     height = max(1.6, 0.45 * len(rows) + 1.0)
     fig, ax = axes(ax, figsize=(7.5, height))
     index = {name: i for i, name in enumerate(rows)}
-    faded = False
+    faded: list[str] = []                  # kinds with at least one faint bar
     for kind in used:
         fade = show_cpu and kind not in WAITING_KINDS
         for alpha_band in ((0.0, 0.5), (0.5, 2.0)) if fade else ((0.0, 2.0),):
@@ -85,7 +85,8 @@ def timeline(spans, *, ax=None, title: str | None = None, show_cpu: bool = True,
                 if alpha_band[0] <= ratio < alpha_band[1]:
                     bars.setdefault(index[thread], []).append((start, max(wall, 1e-9)))
             faint = fade and alpha_band[1] <= 0.5
-            faded = faded or (faint and bool(bars))
+            if faint and bars:
+                faded.append(kind)
             for row, xr in bars.items():
                 ax.broken_barh(xr, (row - 0.38, 0.76), facecolors=colors[kind],
                                alpha=0.35 if faint else 0.95, linewidth=0)
@@ -96,9 +97,10 @@ def timeline(spans, *, ax=None, title: str | None = None, show_cpu: bool = True,
         ax.set_xlim(*window)
     ax.grid(axis="y", visible=False)
     handles = [Patch(color=colors[k], alpha=0.95, label=k) for k in used]
-    if faded:
-        handles.append(Patch(facecolor="#999999", alpha=0.35,
-                             label="faint: CPU/wall < 0.5\n(waiting for a core or the GIL)"))
+    if faded:              # drawn in the faded kind's own colour when there is only one
+        handles.append(Patch(facecolor=colors[faded[0]] if len(faded) == 1 else "#999999",
+                             alpha=0.35, label="faint: CPU/wall < 0.5\n"
+                                               "(waiting for a core or the GIL)"))
     legend_outside(ax, handles)
     if title:
         ax.set_title(title)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import threading
 import traceback
 
@@ -210,8 +211,9 @@ class Dashboard:
         """Append text (a summary, a table) to this dashboard's output, in a monospace block
         that keeps its lines as they are: columns stay aligned and no word is cut at the
         edge (a wide block scrolls). Safe from any thread."""
-        block = (f"<pre style='white-space: pre; overflow-x: auto; margin: 0.3em 0; "
-                 f"font-size: 12px; line-height: 1.35'>{html.escape(text.rstrip())}</pre>")
+        block = ("<pre style='white-space: pre; overflow-x: auto; margin: 0.3em 0; "
+                 "font-family: var(--jp-code-font-family, monospace); font-size: 12px; "
+                 f"line-height: 1.35'>{html.escape(text.rstrip())}</pre>")
         self._append({"output_type": "display_data", "metadata": {},
                       "data": {"text/html": block, "text/plain": text.rstrip()}})
 
@@ -246,8 +248,10 @@ def align_labels(controls: list[W.Widget]) -> None:
     no label is cut short and the controls line up; widen dropdowns and toggle buttons to
     their longest option and checkboxes to their text.
 
-    Widths are in ``ch`` (the width of "0" in the widget's font): most letters are narrower,
-    so a label of n characters fits in n + 2 ch.
+    Widths are in ``ch`` (the width of "0" in the widget's font). Most letters are narrower
+    (a line of lowercase prose averages about 0.75 ch a character), so a label of n
+    characters fits in n + 2 ch whatever its letters, and an option, usually prose, in
+    0.85 n + 6 ch (the select's arrow included).
     """
     described = [c for c in controls
                  if getattr(c, "description", "") and not isinstance(c, W.Checkbox | W.Button)]
@@ -260,10 +264,13 @@ def align_labels(controls: list[W.Widget]) -> None:
         elif isinstance(c, W.ToggleButtons):
             c.style.description_width = label
             c.style.button_width = f"{max(map(len, _option_texts(c)), default=1) + 4}ch"
-            c.layout.width = "auto"
+            # A row, label then buttons, styled as every other labelled control: without
+            # this class its box is a block and the label sits on a line of its own.
+            c.add_class("widget-inline-hbox")
         elif isinstance(c, W.Dropdown):
             c.style.description_width = label
-            c.layout.width = f"calc({label} + {max(map(len, _option_texts(c))) + 6}ch)"
+            longest = max(map(len, _option_texts(c)), default=1)
+            c.layout.width = f"calc({label} + {math.ceil(0.85 * longest) + 6}ch)"
         elif getattr(c, "description", "") and hasattr(c, "style"):
             c.style.description_width = label
             if c.layout.width is None:
