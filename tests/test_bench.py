@@ -85,6 +85,21 @@ def test_traced_run_spans(no_thread_leak):
     assert back == run
 
 
+def test_one_thread_is_serial_on_the_calling_thread_and_more_are_workers(no_thread_leak):
+    seen = []
+
+    def make():
+        def kernel(units):
+            seen.append(threading.current_thread().name)
+        return kernel
+
+    w = Workload("where", "records its thread", "held", "nothing", 4, make)
+    bench.scaling(w, threads=[2], repeats=1, warmup=False)
+    main = threading.current_thread().name
+    assert seen[:4] == [main] * 4                  # the 1-thread baseline: 4 units, serially
+    assert sorted(seen[4:]) == ["worker-0"] * 2 + ["worker-1"] * 2
+
+
 def test_progress_is_reported_and_can_stop(no_thread_leak):
     seen = []
 

@@ -52,8 +52,9 @@ class Run:
 
     ``wall`` is from the first worker's start to the last one's end; ``thread_wall`` and
     ``cpu`` are each worker's own wall and CPU time (same order as ``spans``' thread names
-    ``worker-0, worker-1, ...``); ``spans`` are filled when the run was traced, with times
-    relative to the run's start.
+    ``worker-0, worker-1, ...``; a 1-thread run is the serial baseline, on the calling
+    thread); ``spans`` are filled when the run was traced, with times relative to the
+    run's start.
     """
 
     threads: int
@@ -82,8 +83,11 @@ def run_threads(w: Workload, n: int, work: float = 1.0, params: dict | None = No
                 tracer: Tracer | None = None) -> Run:
     """Run workload ``w`` once on ``n`` threads, the total work split among them.
 
-    Arguments are assumed checked (see :func:`mtlearn.bench.scaling`); BLAS limits are the
-    caller's business.
+    ``n = 1`` is the baseline every speedup is relative to: the work runs serially on the
+    calling thread, not on one worker thread (a worker thread can be slower at the same
+    work, e.g. through its own malloc arena: DESIGN.md's measurement rules). Arguments are
+    assumed checked (see :func:`mtlearn.bench.scaling`); BLAS limits are the caller's
+    business.
     """
     params = params or {}
     units = total_units(w, work)
@@ -102,8 +106,11 @@ def run_threads(w: Workload, n: int, work: float = 1.0, params: dict | None = No
         t1 = perf_counter()
         times[k] = (t0, t1, thread_time() - c0)
 
-    aborts = [start.abort] + ([shared.abort] if hasattr(shared, "abort") else [])
-    WorkerGroup(n, worker, "worker", on_abort=aborts).run()
+    if n == 1:
+        worker(0)
+    else:
+        aborts = [start.abort] + ([shared.abort] if hasattr(shared, "abort") else [])
+        WorkerGroup(n, worker, "worker", on_abort=aborts).run()
     return _make_run(n, times, shares, tracer)
 
 

@@ -2,11 +2,11 @@
 
 ``scaling("python", threads=[1, 2, 4])`` times a workload at each thread count (median of
 ``repeats``, with min and max) and returns a :class:`ScalingResult`: speedup over the
-1-thread run of the same process, efficiency, and each thread's CPU time next to the wall
-time. ``result.amdahl()`` fits Amdahl's serial fraction ``s`` to the speedups and
-``result.usl()`` the Universal Scalability Law's σ and κ (the laws: :mod:`.laws`).
-``traced_run("python", threads=2)`` is one run with every thread's spans recorded, for a
-timeline figure.
+1-thread run — the work done serially on the calling thread, in the same rounds —,
+efficiency, and each thread's CPU time next to the wall time. ``result.amdahl()`` fits
+Amdahl's serial fraction ``s`` to the speedups and ``result.usl()`` the Universal
+Scalability Law's σ and κ (the laws: :mod:`.laws`). ``traced_run("python", threads=2)`` is
+one run with every thread's spans recorded, for a timeline figure.
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ def scaling(workload: str = "python", threads=(1, 2, 4), repeats: int = 3, *,
         One of ``bench.WORKLOADS``: ``python``, ``numpy``, ``numpy_small``, ``matmul``,
         ``io``, ``mixed``.
     threads : list of int
-        Thread counts; 1 is always added (every speedup is relative to it).
+        Thread counts; 1 is always added: the serial run on the calling thread that
+        every speedup is relative to.
     repeats : int
         Timed runs per count; the thread counts are interleaved round by round, so a
         noisy neighbour slows all counts alike.
