@@ -106,6 +106,9 @@ def test_repeats_use_the_median_and_show_the_spread():
     assert v.measured == 1.55
     assert "1.55x (median of 5, 1.48–1.92x)" in str(v)
     assert v.outcome == "low"                              # not the best of 5 (1.92x)
+    import numpy as np
+    assert sync2(np.array([1.8, 1.9, 1.7])).measured == 1.8        # an array of repeats
+    assert sync2(np.float64(1.9)).measured == 1.9 and sync2(np.float64(1.9)).repeats == ()
     assert spread([2.0]) == "2.00x (one run)"
     assert spread([10, 12, 11], unit="ms") == "11.0 ms (median of 3, 10.0–12.0 ms)"
 

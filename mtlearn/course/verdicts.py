@@ -27,6 +27,7 @@ notebooks to check that no stored verdict contradicts its own conditions.
 
 from __future__ import annotations
 
+import numbers
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ def verdict(name: str, measured, expected, why: str = "", unit: str = "x", *,
         calibration does not say busy (default True; 0.3 s).
     """
     name = markers.token("name", name)
-    if isinstance(measured, Sequence) and not isinstance(measured, str):
+    if not isinstance(measured, numbers.Real | str) and hasattr(measured, "__iter__"):
         repeats = tuple(checks.number("measured (each)", v) for v in measured)
         if not repeats:
             raise ValueError("measured must be a number or a non-empty list of repeats")
