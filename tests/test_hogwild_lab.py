@@ -79,7 +79,7 @@ def test_bad_values_are_clamped_or_refused():
     assert lab.momentum_slider.value < 1
     lab.lr_slider.value = 0
     assert lab.lr_slider.value > 0
-    for control, bad in ((lab.model_dropdown, "transformer"), (lab.batch_size_dropdown, 7)):
+    for control, bad in ((lab.model_dropdown, "no-such-model"), (lab.batch_size_dropdown, 7)):
         with pytest.raises(traitlets.TraitError):
             control.value = bad
 

@@ -119,7 +119,7 @@ def test_measure_scaling_takes_medians_and_fits_amdahl(no_thread_leak):
     with pytest.raises(ValueError, match="threads"):
         measure_scaling("cnn", "sync", [])
     with pytest.raises(ValueError, match="model"):
-        measure_scaling("transformer", "sync", [1])
+        measure_scaling("no-such-model", "sync", [1])
     with pytest.raises(ValueError, match="strategy"):
         measure_scaling("cnn", "magic", [1])
 
@@ -161,7 +161,7 @@ def test_bad_values_are_clamped_or_refused():
     assert lab.threads_slider.value == lab.threads_slider.max >= 4
     lab.epochs_slider.value = 0
     assert lab.epochs_slider.value == 1
-    for control, bad in ((lab.model_dropdown, "transformer"), (lab.strategy_dropdown, "magic"),
+    for control, bad in ((lab.model_dropdown, "no-such-model"), (lab.strategy_dropdown, "magic"),
                          (lab.batch_size_dropdown, 100)):
         with pytest.raises(traitlets.TraitError):
             control.value = bad

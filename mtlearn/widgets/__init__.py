@@ -1,7 +1,12 @@
 """ipywidgets dashboards for the notebooks: each composes the library and the figures.
 
-Every dashboard is a class with ``.widget`` (display it), ``.run()`` (what the Run button
-does; callable from code, which is how the tests drive it) and an ``Output`` area of its own.
+Every dashboard is a class: a cell ending in it shows it (``lab = CNNLab()`` then ``lab``);
+its controls are attributes named by what they set and what they are
+(``lab.epochs_slider``, ``lab.model_dropdown``, ``lab.sweep_checkbox``); ``lab.run()`` does
+what the Run button does and returns the result (callable from code, which is how the tests
+drive it), ``lab.stop()`` what Stop does. Every result has ``summary()`` (text) and
+``figures()`` (matplotlib figures), which the dashboard shows in an ``Output`` area of its
+own. See :mod:`mtlearn.widgets.base`.
 """
 
 from .cnn_lab import CNNLab, CNNLabResult
