@@ -16,8 +16,10 @@ Inside your own MPI program, on every rank::
     history = distributed.train(model, loss, (X, y), threads=1, epochs=1, batch_size=64)
 
 Modules: :mod:`.mpi` (the training loop, ``train``), :mod:`.threads` (threads inside a rank),
-:mod:`.launcher` (``mpiexec`` from Python), :mod:`.problems` (the job every rank builds from
-the seed), :mod:`.timing` (``Allreduce`` alone), :mod:`.cost` (the ring allreduce model).
+:mod:`.launcher` (``mpiexec`` from Python), :mod:`.guard` (the keeper that ends a launched
+job with its caller and removes its shared memory), :mod:`.arguments` (the command line,
+checked before anything starts), :mod:`.problems` (the job every rank builds from the
+seed), :mod:`.timing` (``Allreduce`` alone), :mod:`.cost` (the ring allreduce model).
 
 Importing this package never imports ``mpi4py`` (which would start MPI in the importing
 process, e.g. a notebook kernel); without mpi4py it still imports, and anything that needs
