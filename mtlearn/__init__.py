@@ -3,7 +3,7 @@
 Layers, bottom up (a module imports only from layers below it; tests/test_layers.py checks):
 ``runtime`` (standard library only: info, threads, checks, trace) → ``nn``, ``data`` →
 ``tasks`` → ``parallel``, ``bench`` → ``experiments`` → ``distributed``, ``cli`` →
-``widgets``; ``viz`` draws from results and traces.
+``widgets``, ``course``; ``viz`` draws from results and traces.
 """
 
 from .runtime import info, trace

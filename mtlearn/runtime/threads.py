@@ -296,12 +296,12 @@ def interrupts(on_interrupt: Callable[[], None]) -> Iterator[Interrupts]:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield state
         return
-    wake = _thread.allocate_lock()
+    wake = _thread.allocate_lock()            # released by Ctrl-C, or when the block ends
     wake.acquire()
 
     def handler(signum, frame) -> None:       # runs in the main thread: touch nothing shared
-        if not state.interrupted:
-            state.interrupted = True
+        state.interrupted = True
+        with contextlib.suppress(RuntimeError):   # already released: nothing more to do
             wake.release()
 
     def watchdog() -> None:
@@ -310,20 +310,21 @@ def interrupts(on_interrupt: Callable[[], None]) -> Iterator[Interrupts]:
             on_interrupt()
 
     dog = threading.Thread(target=watchdog, name="interrupt-watchdog", daemon=True)
-    dog.start()
-    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, handler)     # from here Ctrl-C never raises in this thread
     failure = None
     try:
+        dog.start()
         yield state
     except BaseException as exc:
         failure = exc
         if not state.interrupted:
             raise
     finally:
+        with contextlib.suppress(RuntimeError):   # send the watchdog home
+            wake.release()
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        if not state.interrupted:
-            wake.release()                    # let the watchdog go home
-        dog.join()
+        if dog.ident is not None:
+            dog.join()
     if state.interrupted:
         interrupt = KeyboardInterrupt()
         for note in getattr(failure, "__notes__", []):   # e.g. which workers were abandoned
