@@ -6,10 +6,11 @@ import time
 import numpy as np
 import pytest
 
-from mtlearn import nn, tasks
+from mtlearn import nn, parallel, tasks
 from mtlearn.widgets.attention_lab import (
     AttentionLab,
     LengthTimings,
+    article_jobs,
     matching_hidden,
     time_vs_length,
     train_for,
@@ -102,3 +103,15 @@ def test_stop_ends_the_run_between_measurements(no_thread_leak):
     time.sleep(0.2)
     lab.stop()
     assert not lab.running and lab.status == "stopped" and lab.result is None
+
+
+def test_article_jobs_train_the_four_models_side_by_side(no_thread_leak):
+    jobs = article_jobs(n=256, batch_size=32)
+    assert [j["name"] for j in jobs] == ["RNN", "LSTM", "GLM/Transformer", "GRU"]
+    sizes = [j["model"].num_params for j in jobs]
+    assert max(sizes) - min(sizes) < 0.01 * sizes[2]
+    assert isinstance(jobs[2]["model"].layers[2], nn.TransformerBlock)
+    histories = parallel.train_many(jobs, threads=2)
+    assert histories.names == ["RNN", "LSTM", "GLM/Transformer", "GRU"]
+    for h in histories:
+        assert h.steps == 6 and np.isfinite(h.losses).all()

@@ -14,7 +14,9 @@ and ``benchmarks/bench_transformer.py``:
   thread count (``serial`` on one thread, ``sync`` on more), both models interleaved;
 - :func:`matching_hidden` — the hidden size that gives a character RNN/LSTM/GRU a given
   number of parameters;
-- :func:`train_for` — ``parallel.train`` for a fixed wall-clock budget (equal-time races).
+- :func:`train_for` — ``parallel.train`` for a fixed wall-clock budget (equal-time races);
+- :func:`article_jobs` — the article's "RNN", "LSTM", "GLM" and "Transformer" threads as
+  ``parallel.train_many`` jobs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import ipywidgets as W
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .. import data, nn, parallel, viz
+from .. import data, nn, parallel, tasks, viz
 from ..runtime import checks
 from ..runtime import info as runtime_info
 from .base import Dashboard
@@ -98,6 +100,36 @@ def train_for(model, loss, dataset, seconds: float, *, max_epochs: int = 100,
             cancel.set()
     return parallel.train(model, loss, dataset, epochs=max_epochs, cancel=cancel,
                           on_step=stop_when_late, **train_kw)
+
+
+def article_jobs(n: int = 2048, *, epochs: int = 1, batch_size: int = 32, lr: float = 0.01,
+                 seed: int = 0) -> list[dict]:
+    """The four models the article starts threads for, as ``parallel.train_many`` jobs.
+
+    The article's code sample trains an "RNN", an "LSTM", a "GLM" and a "Transformer" on
+    threads of their own. "GLM" is most likely the General Language Model family (GLM,
+    ChatGLM), itself a Transformer language model, so one causal character Transformer
+    answers both names; the GRU takes the fourth place. All four are next-character models
+    on the same ``n`` windows of the arithmetic corpus (the ``transformer`` task's data),
+    each with about the Transformer's number of parameters, trained with Adam::
+
+        histories = parallel.train_many(article_jobs(), threads=2)
+
+    Returns a list of job dicts (``name``, ``model``, ``loss``, ``data``, ``epochs``,
+    ``batch_size``, ``seed``, ``optimizer``), each with a model of its own.
+    """
+    task = tasks.get("transformer", n=n, seed=seed)
+    V = len(task.info["vocab"])
+    size = task.model().num_params
+    models = {
+        "RNN": nn.char_model(V, "rnn", matching_hidden("rnn", size, V), seed=seed),
+        "LSTM": nn.char_model(V, "lstm", matching_hidden("lstm", size, V), seed=seed),
+        "GLM/Transformer": task.model(),
+        "GRU": nn.char_model(V, "gru", matching_hidden("gru", size, V), seed=seed),
+    }
+    return [dict(name=name, model=model, loss=task.loss, data=task.data, epochs=epochs,
+                 batch_size=batch_size, seed=seed,
+                 optimizer=lambda p: nn.Adam(p, lr=lr)) for name, model in models.items()]
 
 
 @dataclass
