@@ -169,9 +169,10 @@ def launch(ranks: int, /, *args: str, timeout: float | None = 300.0,
     if env is not None and not (isinstance(env, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
         raise TypeError(f"env must be a dict of strings (name -> value), got {env!r}")
-    cmd = command(ranks, *args, program=program, python=python, **kwargs)   # checks the rest
-    if program is None:
+    if program is None:       # the job's options first: checking them needs no MPI
+        checks.workers("ranks", ranks)
         arguments.parse([*map(str, args), *options(**kwargs)])   # ValueError naming the option
+    cmd = command(ranks, *args, program=program, python=python, **kwargs)   # checks the rest
     with tempfile.TemporaryDirectory(prefix="mtlearn-mpi-") as tmp:
         result_file = Path(tmp) / "result.json"
         if program is None:
