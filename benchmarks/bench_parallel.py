@@ -5,7 +5,7 @@
     python benchmarks/bench_parallel.py --quick                # a smoke test (seconds)
     python benchmarks/bench_parallel.py --record               # also append to RESULTS.md
 
-Three measurements, all in this one process:
+Three measurements (and a fourth on request), all in this one process:
 
 1. **Scaling.** The course CNN on shapes (``mtlearn.tasks``), batch 256, float32, SGD +
    momentum, BLAS at one thread per worker, through ``experiments.measure_scaling``: each
@@ -24,6 +24,10 @@ Three measurements, all in this one process:
    (K-1)/(M+K-1), on the course CNN (its layers cannot be cut into equal stages) and on a
    model whose stages are equal (the ``balanced-mlp`` task: 12 identical ``Dense(576)
    ReLU`` blocks).
+4. **X-ray of sync** (``--parts xray``, not run by default): ``serial`` and ``sync`` at each
+   count in interleaved rounds, with the share of the workers' compute time they were not
+   running; ``serial``'s share is the cost of the machine's other load, ``sync``'s excess
+   over it the GIL.
 
 The header records the machine (cores, Python build, BLAS) and its load average before and
 after: other programs using the cores make every number here worse, and unevenly. Targets
@@ -159,6 +163,42 @@ def bubble_rows(args) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- 4. X-ray of sync
+def xray_rows(args) -> list[str]:
+    """``serial`` and ``sync`` at each count, in interleaved rounds: of the workers' compute
+    time, the share they were not running (``History.breakdown``). ``serial`` has no GIL to
+    share, so its share is what the machine's other load costs; the excess of ``sync`` over
+    it is the GIL (the Python around the numpy calls, which two threads take turns at)."""
+    task = tasks.get("cnn", n=args.samples, val_fraction=0)
+
+    def run(strategy: str, n: int):
+        return parallel.train(task.model(), task.loss, task.data, strategy=strategy,
+                              threads=n, epochs=args.epochs, batch_size=args.batch,
+                              lr=task.lr, seed=0)
+
+    run("serial", 1)                                      # warm up
+    keys = [("serial", 1)] + [("sync", n) for n in args.threads]
+    found: dict = {k: [] for k in keys}
+    for _ in range(args.repeats):
+        for key in keys:
+            h = run(*key)
+            b = worker_breakdown(h)
+            found[key].append((seconds_per_step(h), not_running(h, 1), b["wait"] / sum(b.values())))
+    lines = ["| run | ms/step, median (min-max) | compute not running, median (min-max) | "
+             "fastest run: ms/step, not running | wait share of a step (median) |",
+             "|---|---:|---:|---:|---:|"]
+    for (strategy, n), rows in found.items():
+        ms = [1e3 * t for t, _, _ in rows]
+        share = [x for _, x, _ in rows]
+        best = min(rows)
+        lines.append(f"| {strategy} x{n} | {statistics.median(ms):.1f} ({min(ms):.1f}-"
+                     f"{max(ms):.1f}) | {statistics.median(share):.0%} ({min(share):.0%}-"
+                     f"{max(share):.0%}) | {1e3 * best[0]:.1f}, {best[1]:.0%} | "
+                     f"{statistics.median(w for _, _, w in rows):.0%} |")
+    print("  xray: done", file=sys.stderr, flush=True)
+    return lines
+
+
 # ---------------------------------------------------------------- main
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, or "n/a" where the OS has none."""
@@ -182,7 +222,7 @@ def main(argv=None) -> int:
                     help="training images per run")
     ap.add_argument("--epochs", type=checks.for_argparse(checks.integer, min=1), default=1)
     ap.add_argument("--parts", nargs="+", default=["scaling", "tracing", "bubble"],
-                    choices=["scaling", "tracing", "bubble"])
+                    choices=["scaling", "tracing", "bubble", "xray"])
     ap.add_argument("--quick", action="store_true",
                     help="a smoke test: 256 samples of batch 32, 1 round, 1-2 workers")
     ap.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
@@ -219,6 +259,11 @@ def main(argv=None) -> int:
     if "bubble" in args.parts:
         out += ["Pipeline bubble (idle fraction of the stage threads) against GPipe's "
                 "(K-1)/(M+K-1); the formula assumes equal stages:", "", *bubble_rows(args), ""]
+    if "xray" in args.parts:
+        out += ["X-ray of `sync` (`History.breakdown`): of the workers' compute time, the "
+                "share they were ready but not running — waiting for the GIL or for a core. "
+                "`serial` has no GIL to share: its share is the machine's other load.", "",
+                *xray_rows(args), ""]
     out += [f"Load average after: {load_average()}.", ""]
     text = "\n".join(out)
     print(text)

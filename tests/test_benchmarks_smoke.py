@@ -32,5 +32,8 @@ def test_bench_parallel_quick(capsys, no_thread_leak):
     assert "Tracing overhead" in out and "threads, batch 32 |" in out
     assert "| course CNN | 2 | 4 | 20.0% |" in out
     assert "| balanced MLP, 12 x Dense(576) ReLU | 2 | 1 | 50.0% |" in out
+    assert bench.main(["--quick", "--parts", "xray"]) == 0
+    out = capsys.readouterr().out
+    assert "| serial x1 |" in out and "| sync x2 |" in out and "X-ray of `sync`" in out
     after = bench.RESULTS.read_text() if bench.RESULTS.exists() else None
     assert after == before
