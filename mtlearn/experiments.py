@@ -47,16 +47,6 @@ ASYNCHRONOUS = ("hogwild",)
 MIN_UPDATES_PER_WORKER = 16
 
 
-def make_task(name: str, seed: int = 0, samples: int = SAMPLES, dtype=np.float32):
-    """``(model_factory, loss, (X, y))`` of ``tasks.get(name, n=samples, val_fraction=0)``.
-
-    Kept for the dashboards that still unpack this tuple; new code calls
-    :func:`mtlearn.tasks.get` and reads ``task.model``, ``task.loss``, ``task.data``.
-    """
-    t = tasks.get(name, n=samples, seed=seed, dtype=dtype, val_fraction=0)
-    return t.model, t.loss, t.data
-
-
 def seconds_per_update(history: History, workers: int = 1) -> float:
     """Wall seconds per optimizer update with start-up left out: from the end of update
     number ``workers`` to the end of the last, over the updates in between.

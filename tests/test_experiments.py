@@ -15,7 +15,6 @@ from mtlearn.experiments import (
     MIN_UPDATES_PER_WORKER,
     MODELS,
     Scaling,
-    make_task,
     measure_scaling,
     run_epochs,
     seconds_per_step,
@@ -114,12 +113,13 @@ def test_scaling_fits_amdahl_up_to_the_cores_and_the_usl_on_every_count():
     assert one.amdahl() is None and one.usl() is None and one.fits() == []
 
 
-def test_models_are_task_names_and_make_task_is_tasks_get():
+def test_models_are_task_names_and_any_task_can_be_measured(no_thread_leak):
     assert set(MODELS) <= set(tasks.TASKS)
-    factory, loss, (X, y) = make_task("cnn", samples=64)
-    t = tasks.get("cnn", n=64, val_fraction=0)
-    assert np.array_equal(X, t.data[0]) and np.array_equal(y, t.data[1])
-    assert np.array_equal(factory().params, t.model().params)
+    sc = measure_scaling("mlp", "sync", [2], **SMALL)          # not one of MODELS
+    t = tasks.get("mlp", n=128, val_fraction=0)
+    assert sc.serial.config["batch_size"] == 32 and sc.serial.steps == len(t.data[0]) // 32
+    assert np.isclose(sc.serial.losses[0], sc.histories[2].losses[0], rtol=1e-4)
+    assert "MLP 784 -> 128 -> 4" in sc.table()
 
 
 @pytest.mark.parametrize("kwargs, error, name", [
@@ -127,7 +127,7 @@ def test_models_are_task_names_and_make_task_is_tasks_get():
     ({"threads": [0]}, ValueError, "threads"),
     ({"threads": "2"}, TypeError, "threads"),
     ({"threads": [1.5]}, TypeError, "threads"),
-    ({"model": "transformer"}, ValueError, "model"),
+    ({"model": "no-such-model"}, ValueError, "model"),
     ({"strategy": "magic"}, ValueError, "strategy"),
     ({"repeats": 0}, ValueError, "repeats"),
     ({"batch_size": 64, "samples": 32}, ValueError, "samples"),
