@@ -13,9 +13,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from mtlearn import bench, viz  # noqa: E402
-from mtlearn.runtime.trace import Span  # noqa: E402
-from mtlearn.viz.style import COLORS  # noqa: E402
+from mtlearn import bench, viz
+from mtlearn.runtime.trace import Span
+from mtlearn.viz.style import COLORS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
