@@ -16,11 +16,7 @@ Imports no numpy until a numpy workload runs, so it also works in an interpreter
 numpy (the ``python``, ``io`` and ``mixed`` workloads).
 """
 
-from ..runtime.trace import Span, Tracer
-from .blas import OversubscriptionResult, blas_threads, current_blas_threads, oversubscription
-from .convoy import ConvoyResult, convoy
-from .interpreters import Comparison, compare_interpreters, find_interpreters
-from .laws import (
+from ..runtime.laws import (
     AmdahlFit,
     USLFit,
     amdahl,
@@ -30,6 +26,10 @@ from .laws import (
     gustafson,
     usl,
 )
+from ..runtime.trace import Span, Tracer
+from .blas import OversubscriptionResult, blas_threads, current_blas_threads, oversubscription
+from .convoy import ConvoyResult, convoy
+from .interpreters import Comparison, compare_interpreters, find_interpreters
 from .machine import build_info, gil_enabled
 from .races import RaceResult, Races, lost_updates, races, races_in
 from .runner import Run

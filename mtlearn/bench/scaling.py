@@ -17,9 +17,9 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 from ..runtime import checks, info
+from ..runtime.laws import AmdahlFit, USLFit, fit_amdahl, fit_usl
 from ..runtime.trace import Tracer
 from .blas import blas_threads
-from .laws import AmdahlFit, USLFit, fit_amdahl, fit_usl
 from .machine import build_info
 from .runner import Run, check_counts, check_work, process_pool, run_processes, run_threads
 from .workloads import WORKLOADS, Workload, get_workload, numpy_available

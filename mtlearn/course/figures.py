@@ -78,7 +78,7 @@ def speedup_beside(measured=None, recorded=None, *, ax=None, title: str | None =
         drawn thin (Amdahl's curve can only flatten; the USL's can peak and fall).
     Returns the figure.
     """
-    from ..bench import laws
+    from ..runtime import laws
 
     curves = _as_list(recorded)
     if measured is None and not curves:

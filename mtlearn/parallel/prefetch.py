@@ -15,6 +15,7 @@ import threading
 import numpy as np
 
 from ..runtime.threads import Aborted, get
+from ..runtime.trace import no_span
 
 _END = object()
 _ABORTED = object()   # put by abort(): the consumer stops at once
@@ -46,7 +47,7 @@ class Prefetcher:
         self._thread = threading.Thread(target=self._produce, name="prefetch", daemon=True)
 
     def _span(self, kind):
-        return self.tracer.span(kind) if self.tracer is not None else _Null()
+        return self.tracer.span(kind) if self.tracer is not None else no_span(kind)
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
@@ -110,14 +111,6 @@ class Prefetcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def random_shift(max_shift: int = 2):

@@ -26,6 +26,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from ..runtime import laws
 from .style import COLORS, CourseFigure, axes, legend_outside
 from .timeline import amdahl_speedup, speedup_curve
 
@@ -51,15 +52,12 @@ def _get(result, name: str, default=_MISSING):
 
 
 def _serial_fraction(threads: Sequence[int], speedup: Sequence[float]) -> float | None:
-    """Amdahl's ``s`` through ``(threads, speedup)`` by least squares, clipped to [0, 1]:
-    the same one-line fit as ``bench.fit_serial_fraction`` (``1/S - 1/N = s (1 - 1/N)``),
-    repeated here because figures do not import the lab. None without a point above 1."""
-    xs = [1.0 - 1.0 / n for n in threads]
-    ys = [1.0 / S - 1.0 / n for n, S in zip(threads, speedup, strict=True)]
-    sxx = sum(x * x for x in xs)
-    if sxx == 0:
+    """Amdahl's ``s`` through ``(threads, speedup)`` (``runtime.laws``), None without a
+    point above one thread."""
+    try:
+        return laws.fit_serial_fraction(threads, speedup)
+    except ValueError:
         return None
-    return min(max(sum(x * y for x, y in zip(xs, ys, strict=True)) / sxx, 0.0), 1.0)
 
 
 def _fit(result, threads, speedup, upto) -> float | None:

@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.patches import Patch
 
+from ..runtime import laws
 from .style import COLORS, axes, legend_outside
 
 # Colours for kinds the course does not name: none of them is a course colour.
@@ -121,9 +122,8 @@ def baseline_line(ax, value: float = 1.0, label: str = "serial (1x)") -> None:
 
 
 def amdahl_speedup(n, s: float) -> np.ndarray:
-    """Amdahl's law: ``1 / (s + (1 - s) / n)`` for serial fraction ``s``."""
-    n = np.asarray(n, dtype=float)
-    return 1.0 / (s + (1.0 - s) / n)
+    """Amdahl's law (``runtime.laws.amdahl``) on a number or array ``n`` of threads."""
+    return np.asarray(laws.amdahl(np.asarray(n, dtype=float).tolist(), s))
 
 
 def speedup_curve(threads: Sequence[int], speedup: Sequence[float], *,

@@ -14,7 +14,7 @@ worker count it stacks, per training step, a worker's mean time in each part of
 
 Beside it, the measured speedup over serial with the Amdahl and USL fits. Nothing is
 measured or fitted here: the bars come from each run's ``breakdown()``, the curves from the
-fits' ``predict`` (see :mod:`mtlearn.bench.laws`). A learner reads the two panels together:
+fits' ``predict`` (see :mod:`mtlearn.runtime.laws`). A learner reads the two panels together:
 where the speedup curve bends, which part of the bar stopped shrinking?
 """
 

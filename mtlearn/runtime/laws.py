@@ -15,7 +15,7 @@ Universal Scalability Law (Gunther):   S(N) = N / (1 + σ (N - 1) + κ N (N - 1)
     N* = sqrt((1 - σ) / κ) and fall beyond it, which Amdahl's law cannot do.
 
 The fits are least squares on the measured speedups. Every function here is pure Python
-(no numpy), like the rest of ``mtlearn.bench``.
+(no numpy): the bottom layer, so that ``bench``, ``viz`` and ``course`` share them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..runtime import checks
+from . import checks
 
 # ---------------------------------------------------------------------------- the laws
 
