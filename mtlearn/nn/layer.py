@@ -115,7 +115,10 @@ class Layer:
         return dict(grads)
 
     def _check_input(self, x) -> None:
-        check_real(x, f"{self!r}: the input")
+        # The test is two attribute reads; the message (with the layer's repr) is built only
+        # for a bad input: this runs on every forward, while the GIL is held.
+        if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
+            check_real(x, f"{self!r}: the input")
 
     def _shape_error(self, x: np.ndarray, expected: str) -> ValueError:
         return ValueError(f"{self!r}: expected input of shape {expected}, got {tuple(x.shape)}")
