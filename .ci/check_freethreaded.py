@@ -1,10 +1,15 @@
 """Checks that a free-threaded CPython really runs mtlearn's Python code in parallel.
 
     FREE_THREADED_PYTHON .ci/check_freethreaded.py [--compare OTHER_PYTHON]
+    FREE_THREADED_PYTHON .ci/check_freethreaded.py --imports-only [NOTEBOOK ...]
 
 1. This interpreter is a free-threaded build, and the GIL is still off after importing
-   mtlearn and every one of its modules (importing an extension module that is not marked
-   free-thread-safe turns it back on, with a RuntimeWarning). PYTHON_GIL must not be set.
+   mtlearn and every one of its modules, what the course's Jupyter kernel loads (ipykernel,
+   pyzmq, tornado, the inline matplotlib backend, ipywidgets, a PNG drawn with Agg), and
+   every module the notebooks import (NOTEBOOKS below, or those given). Importing an
+   extension module that is not marked free-thread-safe turns the GIL back on, with a
+   RuntimeWarning that names the module: the check names it too. A module those notebooks
+   import that is not installed here fails the check as well. PYTHON_GIL must not be set.
 2. The pure-Python workload, ``bench.scaling("python", threads=[1, 2])``, runs at least
    1.3x faster on 2 threads than on 1. The machine may be shared and noisy: up to 3
    attempts, the first that passes counts (a busy machine can still fail it: the load
@@ -14,14 +19,20 @@
 With ``--compare OTHER_PYTHON`` the same measurement is printed for that interpreter (the
 normal build, with the GIL) for contrast; it is not checked. ``python3 run.py test`` runs
 this on the free-threaded interpreter, with its .venv python as OTHER_PYTHON.
+``--imports-only`` is step 1 alone (a few seconds): ``python3 run.py course`` runs it before
+it registers the free-threaded kernel, and reads its last line, ``gil: off`` or ``gil: on
+(<why>)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 import sysconfig
@@ -32,6 +43,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the working tree's mtlearn, whatever the venv has installed
 
+#: the notebooks that run on the free-threaded kernel (run.py's FT_NOTEBOOKS)
+NOTEBOOKS = ["01_threads_and_the_gil.ipynb", "05_sync_data_parallel.ipynb",
+             "06_async_hogwild_and_asyncio.ipynb", "09_threads_processes_free_threading.ipynb"]
+#: what the Jupyter kernel itself loads before and while it runs a notebook
+KERNEL_MODULES = ["zmq", "tornado", "tornado.speedups", "psutil", "debugpy",
+                  "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.comm", "ipywidgets",
+                  "matplotlib_inline.backend_inline"]
+#: CPython's warning when an extension module turns the GIL back on (3.13, 3.14)
+GIL_WARNING = re.compile(r"GIL\) has been enabled to load module '([^']+)'")
 THREADS = [1, 2]
 MIN_SPEEDUP = 1.3
 ATTEMPTS = 3
@@ -64,28 +84,101 @@ def import_everything() -> dict[str, str]:
     return skipped
 
 
-def check_gil_off() -> bool:
+def notebook_imports(paths: list[Path]) -> dict[str, list[str]]:
+    """{module: [notebooks importing it]} from the code cells of ``paths`` (IPython's
+    ``%magic`` and ``!shell`` lines left out)."""
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            if cell["cell_type"] != "code":
+                continue
+            lines = "".join(cell["source"]).splitlines()
+            code = "\n".join(x for x in lines if not x.lstrip().startswith(("%", "!")))
+            try:
+                tree = ast.parse(code)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                         and not node.level else [])
+                for name in names:
+                    users = found.setdefault(name, [])
+                    if path.name not in users:
+                        users.append(path.name)
+    return found
+
+
+def import_kernel_and_notebooks(notebooks: list[Path]) -> dict[str, str]:
+    """Imports what the kernel loads and what ``notebooks`` import, and draws one PNG with
+    matplotlib (its font and image extensions load only then); returns {module: why} for
+    those that could not be imported."""
+    missing = {}
+    wanted = {m: ["the Jupyter kernel"] for m in KERNEL_MODULES}
+    for name, users in notebook_imports(notebooks).items():
+        wanted.setdefault(name, []).extend(users)
+    for name, users in wanted.items():
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            missing[name] = f"{', '.join(users)} import(s) it: {exc}"
+    try:
+        import io
+
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots()
+        ax.plot([1, 2], [1, 2], label="text")
+        ax.legend()
+        fig.savefig(io.BytesIO(), format="png")
+        plt.close(fig)
+    except ImportError as exc:
+        missing["matplotlib"] = f"figures: {exc}"
+    return missing
+
+
+def gil_culprits(caught) -> list[str]:
+    """The modules CPython's RuntimeWarnings say turned the GIL back on."""
+    return [m.group(1) for w in caught if (m := GIL_WARNING.search(str(w.message)))]
+
+
+def check_gil_off(notebooks: list[Path]) -> tuple[bool, str]:
+    """Step 1; returns (ok, the state in a few words: ``off`` or ``on (<why>)``)."""
     build = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     say(f"interpreter {sys.executable}: Python {sys.version.split()[0]}, "
         f"{'free-threaded build' if build else 'normal build (with the GIL)'}")
     if not build:
         say("FAILED: this is not a free-threaded build")
-        return False
+        return False, "on (not a free-threaded build)"
     if "PYTHON_GIL" in os.environ:
         say(f"FAILED: PYTHON_GIL={os.environ['PYTHON_GIL']} is set; unset it")
-        return False
+        return False, f"on (PYTHON_GIL={os.environ['PYTHON_GIL']} is set)"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         skipped = import_everything()
+        after_mtlearn = sys._is_gil_enabled()
+        missing = import_kernel_and_notebooks(notebooks)
     for w in caught:
         say(f"warning while importing: {w.category.__name__}: {w.message}")
     for name, needs in skipped.items():
         say(f"not imported here: {name} (needs {needs}, not installed)")
+    for name, why in missing.items():
+        say(f"FAILED: {name} is not installed here ({why})")
+    culprits = gil_culprits(caught)
     if sys._is_gil_enabled():
-        say("FAILED: the GIL is ON after importing mtlearn (a module turned it back on)")
-        return False
-    say("GIL off after importing mtlearn and all its modules")
-    return True
+        where = ("mtlearn and its modules" if after_mtlearn else
+                 "the kernel's and the notebooks' modules")
+        who = (f"importing {', '.join(repr(c) for c in culprits)} turned it back on"
+               if culprits else "no warning named the module")
+        say(f"FAILED: the GIL is ON after importing {where}: {who}")
+        return False, f"on ({who})"
+    say(f"GIL off after importing mtlearn and all its modules, the kernel's modules and "
+        f"what {len(notebooks)} notebook(s) import")
+    if missing:
+        return False, f"off, but {', '.join(missing)} missing"
+    return True, "off"
 
 
 def measure() -> float:
@@ -127,12 +220,21 @@ def check_speedup() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", metavar="PYTHON", help="also measure this interpreter")
+    parser.add_argument("--imports-only", action="store_true",
+                        help="only check that the GIL stays off after the imports")
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help=f"notebooks whose imports to check (default: {', '.join(NOTEBOOKS)})")
     parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_only:
         measure()
         return 0
-    ok = check_gil_off() and check_speedup()
+    notebooks = [Path(p) for p in args.notebooks] or [ROOT / "notebooks" / n for n in NOTEBOOKS]
+    gil_ok, state = check_gil_off(notebooks)
+    if args.imports_only:
+        print(f"gil: {state}", flush=True)
+        return 0 if gil_ok else 1
+    ok = gil_ok and check_speedup()
     if args.compare:
         say(f"for contrast, the same measurement on {args.compare}:")
         subprocess.call([args.compare, __file__, "--measure-only"])

@@ -9,11 +9,18 @@
 #    ~/.cache/mtlearn/python3.13t. Build dependencies missing from the machine are installed
 #    with apt-get.
 # 2. A venv from it, ~/.cache/mtlearn/venv313t, with binary wheels only: numpy<2.5 (2.4.x is
-#    the last with cp313t wheels), pytest, threadpoolctl, ipywidgets, and matplotlib when a
-#    free-threaded wheel exists; then mtlearn itself, editable, from this working tree.
+#    the last with cp313t wheels), pytest, threadpoolctl, ipywidgets, ipykernel (the course's
+#    free-threaded Jupyter kernel: its pyzmq, psutil, debugpy have cp313t wheels), and
+#    matplotlib when a free-threaded wheel exists; then mtlearn itself, editable, from this
+#    working tree. One exception to "binary only": tornado (ipykernel needs it) publishes
+#    only abi3 wheels, which a free-threaded build cannot load, so it is built from its
+#    source distribution (a few seconds; its C speedups module declares that it runs
+#    without the GIL, Py_MOD_GIL_NOT_USED).
 #
 # When both are there already it only checks them (seconds). `python3 run.py test` looks for
 # the venv's python at that fixed place; its path is also written to ~/.cache/mtlearn/ft-python.
+# `python3 run.py course` (or `python3 run.py freethreaded`) registers the venv as the Jupyter
+# kernel "mtlearn — free-threaded 3.13t" of the project's .venv.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +31,8 @@ FTPY=$PREFIX/bin/python3.13t
 SUITE=trixie
 BUILD_DEPS="gcc make pkg-config xz-utils libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev
             libsqlite3-dev libreadline-dev libncurses-dev uuid-dev"
-REQUIREMENTS=("numpy<2.5" pytest threadpoolctl ipywidgets)
+REQUIREMENTS=("numpy<2.5" pytest threadpoolctl ipywidgets ipykernel)
+FROM_SOURCE=("tornado>=6.5.7")  # abi3 wheels only on PyPI: built from source (see above)
 OPTIONAL=(matplotlib)  # installed only if a free-threaded wheel exists
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 
@@ -116,7 +124,8 @@ build_python() {
 }
 
 make_venv() {
-    local stamp="$VENV/.mtlearn-stamp" want="${REQUIREMENTS[*]} ${OPTIONAL[*]}" pkg
+    local stamp="$VENV/.mtlearn-stamp" pkg
+    local want="${FROM_SOURCE[*]} ${REQUIREMENTS[*]} ${OPTIONAL[*]}"
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
             && is_free_threaded "$VENV/bin/python"; then
         say "venv: $VENV is up to date"
@@ -124,6 +133,11 @@ make_venv() {
         say "creating $VENV and installing ${REQUIREMENTS[*]} (binary wheels only)"
         rm -rf "$VENV"
         "$FTPY" -m venv "$VENV"
+        for pkg in "${FROM_SOURCE[@]}"; do
+            say "$pkg: from its source distribution (no free-threaded wheel on PyPI)"
+            "${PIP[@]}" --no-binary "${pkg%%[<>=]*}" "$pkg" \
+                || die "pip install $pkg from source failed (a C compiler is needed)"
+        done
         "${PIP[@]}" --only-binary :all: "${REQUIREMENTS[@]}" \
             || die "pip install ${REQUIREMENTS[*]} failed"
         for pkg in "${OPTIONAL[@]}"; do
@@ -150,6 +164,6 @@ fi
 make_venv
 "$VENV/bin/python" -c 'import sys; print("[freethreaded]", sys.version.replace("\n", " "))'
 "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
-    | awk 'tolower($1) ~ /^(numpy|pytest|threadpoolctl|ipywidgets|matplotlib)$/ {printf "[freethreaded]   %s %s\n", $1, $2}'
+    | awk 'tolower($1) ~ /^(numpy|pytest|threadpoolctl|ipywidgets|ipykernel|pyzmq|tornado|matplotlib)$/ {printf "[freethreaded]   %s %s\n", $1, $2}'
 echo "$VENV/bin/python" > "$CACHE/ft-python"
 echo "$VENV/bin/python"
