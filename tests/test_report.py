@@ -170,7 +170,7 @@ def test_broken_files_and_other_versions_are_named_and_skipped(tmp_path):
     assert set(found.skipped) == {"future.json", "half.json", "list.json", "binary.json",
                                   "invalid.json", str(tmp_path / "absent")}
     assert "schema version 99" in found.skipped["future.json"]
-    assert "reads version 1" in found.skipped["future.json"]
+    assert "reads schema version 1" in found.skipped["future.json"]
     assert found.skipped["half.json"].startswith("not valid JSON")
     assert "not an mtlearn report" in found.skipped["list.json"]
     assert found.skipped["binary.json"] == "not a text file"
@@ -315,3 +315,15 @@ def test_the_button_runs_and_writes(cache, tmp_path):
     run_button.click()
     assert not run_button.disabled
     assert sorted(p.suffix for p in (tmp_path / "reports").iterdir()) == [".json", ".png"]
+
+
+def test_the_explorer_shows_each_view(tmp_path, capsys):
+    pytest.importorskip("ipywidgets")
+    box = report.explorer(report.shipped_folder(), tmp_path / "none")
+    view, run_button = box.children[2].children
+    for option in view.options:
+        view.value = option
+        run_button.click()
+    out = capsys.readouterr().out
+    assert out.count("2 report(s) loaded") == len(view.options)
+    assert "skipped" in out and "no such folder" in out

@@ -471,13 +471,13 @@ def load(path: str | Path) -> dict:
     except UnicodeDecodeError:
         raise ValueError("not a text file") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column "
+        raise ValueError(f"not valid JSON ({exc.msg}: line {exc.lineno}, column "
                          f"{exc.colno})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"not an mtlearn report (no \"format\": \"{FORMAT}\")")
     if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"schema version {doc.get('schema_version')!r}, written by mtlearn "
-                         f"{doc.get('mtlearn', '?')}; this mtlearn ({__version__}) reads "
+        raise ValueError(f"schema version {doc.get('schema_version')!r} (written by mtlearn "
+                         f"{doc.get('mtlearn', '?')}); this version of mtlearn reads schema "
                          f"version {SCHEMA_VERSION}")
     return validate(doc)
 
@@ -559,7 +559,7 @@ def _draw_speedups(ax, reports: Sequence[dict], strategy: str) -> None:
             ft = s["build"]["free_threaded_build"]
             ax.plot(s["threads"], s["speedup"], "o" + ("--" if ft else "-"), ms=4,
                     color=_PALETTE[k % len(_PALETTE)],
-                    label=f"{name}{', free-threaded' if ft else ''}")
+                    label=f"{name} · {_build_name(s['build'])}, batch {s['batch']}")
             top = max(top, *s["threads"])
     ax.plot([1, top], [1, top], ":", color="#999999", lw=1, label="ideal")
     ax.axhline(1, color="#333333", lw=0.8, ls="--")
@@ -582,7 +582,12 @@ def speedups_figure(reports: Sequence[dict], strategies: Sequence[str] = ("sync"
     axes = fig.subplots(1, len(strategies), squeeze=False)[0]
     for ax, strategy in zip(axes, strategies, strict=True):
         _draw_speedups(ax, reports, strategy)
-    style.legend_outside(axes[-1])
+    handles = {}
+    for ax in axes:                           # one legend for the panels, each entry once
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    handles["ideal"] = handles.pop("ideal")   # last
+    style.legend_outside(axes[-1], handles=list(handles.values()))
     return fig
 
 
@@ -606,7 +611,8 @@ def _draw_gil(ax, reports: Sequence[dict], workload: str) -> None:
         ax.text(speedup, i, f" {speedup:.2f}x on {n}", va="center", fontsize=7)
     ax.set_yticks(range(len(rows)), [f"{names[k]}\n{build}" for k, build, _, _ in rows],
                   fontsize=7)
-    ax.invert_yaxis()
+    if not ax.yaxis_inverted():               # the panels share their y axis: invert it once
+        ax.invert_yaxis()
     ax.axvline(1, color="#333333", lw=0.8, ls="--")
     ax.set_xlabel(f"speedup over 1 thread at the most threads ({workload})")
     ax.set_title(f"GIL lab, {workload!r} workload (hatched: free-threaded)")
@@ -799,3 +805,31 @@ def button(folder: str | Path = DEFAULT_FOLDER, quick: bool = False):
     return W.VBox([W.HTML(f"<b>Class report.</b> Measures this machine ({how_long}) and "
                           f"writes one JSON file and a PNG into <code>{folder}</code>."),
                    run_button, out])
+
+
+def explorer(*folders: str | Path):
+    """Notebook 12's "Try it": folders to load (comma-separated; default the shipped
+    reports), which view to show, and Run; the files loaded and skipped are listed first."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    views = {"speedup curves": speedups_figure, "GIL vs free-threaded": gil_figure,
+             "guesses vs measurements": predictions_figure, "table": table}
+    folder_box = W.Text(value=", ".join(map(str, folders or (shipped_folder(),))),
+                        description="folders", layout=W.Layout(width="95%"))
+    view = W.Dropdown(options=list(views), value="speedup curves", description="show",
+                      layout=W.Layout(width="auto"))
+    run_button = W.Button(description="Run", icon="play", layout=W.Layout(width="auto"))
+    out = W.Output()
+
+    def clicked(_) -> None:
+        out.clear_output(wait=True)
+        with out:
+            found = load_folder(*(p.strip() for p in folder_box.value.split(",") if p.strip()))
+            print(found)
+            if found.reports:
+                display(views[view.value](found.reports))
+
+    run_button.on_click(clicked)
+    return W.VBox([W.HTML("<b>Class explorer</b>: load a folder of reports and compare them"),
+                   folder_box, W.HBox([view, run_button]), out])
