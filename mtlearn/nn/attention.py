@@ -150,9 +150,10 @@ class MultiheadAttention(Layer):
         w_in, _, w_out = self._weights()
         shapes = {name: np.shape(a) for name, a in self.params.items()}
         d2 = dout.reshape(N * T, self.embed_dim)
+        ones = np.ones(N * T, dtype=d2.dtype)   # sums over positions as GEMVs (LayerNorm's trick)
         grads = {"out_proj_weight": (d2.T @ ctx2).reshape(shapes["out_proj_weight"])}
         if "out_proj_bias" in self.params:
-            grads["out_proj_bias"] = d2.sum(axis=0)
+            grads["out_proj_bias"] = ones @ d2
         dctx = (d2 @ w_out).reshape(N, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
         q, k, v = self._heads(qkv, N, T)
         dqkv = np.empty_like(qkv)
@@ -170,7 +171,8 @@ class MultiheadAttention(Layer):
         np.matmul(dscores.transpose(1, 2, 3, 0), k, out=dq)
         np.matmul(dscores.transpose(1, 2, 0, 3), q, out=dk)
         grads["in_proj_weight"] = (dqkv.T @ x2).reshape(shapes["in_proj_weight"])
-        grads["in_proj_bias"] = dqkv.sum(axis=0).reshape(shapes["in_proj_bias"])
+        grads["in_proj_bias"] = (ones.astype(dqkv.dtype, copy=False) @ dqkv).reshape(
+            shapes["in_proj_bias"])
         dx = (dqkv @ w_in).reshape(N, T, self.embed_dim) if need_dx else None
         return dx, grads
 
