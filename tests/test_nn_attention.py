@@ -167,7 +167,7 @@ def test_embed_dim_must_divide_into_heads():
         nn.MultiheadAttention(8, 2, causal=1)
 
 
-@pytest.mark.parametrize("shape", [(2, 8), (2, 3, 4, 8), (2, 3, 6)])
+@pytest.mark.parametrize("shape", [(2, 8), (2, 3, 4, 8), (2, 3, 6), (2, 0, 8)])
 def test_wrong_input_shape_names_the_layer_and_the_expected_shape(shape):
     layer = nn.MultiheadAttention(8, 2)
     with pytest.raises(ValueError, match=r"MultiheadAttention\(8, 2\): expected input of "

@@ -117,8 +117,8 @@ class MultiheadAttention(Layer):
     def forward(self, x: np.ndarray):
         self._check_input(x)
         E = self.embed_dim
-        if x.ndim != 3 or x.shape[2] != E:
-            raise self._shape_error(x, f"(N, T, {E})")
+        if x.ndim != 3 or x.shape[2] != E or x.shape[1] == 0:
+            raise self._shape_error(x, f"(N, T, {E}) with T >= 1")
         N, T, _ = x.shape
         w_in, b_in, w_out = self._weights()
         x2 = x.reshape(N * T, E)
