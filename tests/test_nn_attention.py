@@ -171,7 +171,7 @@ def test_embed_dim_must_divide_into_heads():
 def test_wrong_input_shape_names_the_layer_and_the_expected_shape(shape):
     layer = nn.MultiheadAttention(8, 2)
     with pytest.raises(ValueError, match=r"MultiheadAttention\(8, 2\): expected input of "
-                                         r"shape \(N, T, 8\), got"):
+                                         r"shape \(N, T, 8\) with T >= 1, got"):
         layer.forward(np.zeros(shape, np.float32))
 
 
