@@ -110,6 +110,7 @@ class Strategy:
         self._on_abort: list[Callable[[], None]] = []
         self._abort_lock = threading.Lock()
         self._t0 = 0.0
+        self._prefetcher: Prefetcher | None = None
 
     # -- pieces strategies use -----------------------------------------------------------
     def make_optimizer(self, params: np.ndarray) -> nn.Optimizer:
@@ -178,6 +179,7 @@ class Strategy:
             prefetcher = Prefetcher(self.X, self.y, self.plan, self.prefetch, self.augment,
                                     self.seed, self.tracer)
             self.on_abort(prefetcher.abort)
+            self._prefetcher = prefetcher          # its thread's CPU goes into the History
             return prefetcher
         return contextlib.nullcontext(self._load_each())
 
@@ -237,5 +239,7 @@ class Strategy:
             finally:
                 h.wall_time = time.perf_counter() - self._t0
                 h.thread_cpu = {"main": time.thread_time() - c0, **h.thread_cpu}
+                if self._prefetcher is not None:
+                    h.thread_cpu["prefetch"] = self._prefetcher.cpu
                 h.trace = self.tracer.spans()
         return h

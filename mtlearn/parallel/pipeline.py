@@ -1,4 +1,4 @@
-"""``pipeline``: pipeline model parallelism (GPipe; PipeDream's 1F1B) — event-driven threads.
+"""``pipeline``: pipeline model parallelism (GPipe; 1F1B with flushes) — event-driven threads.
 
 The model's layers are cut into K contiguous **stages**, one thread each. Stage k receives
 activations from stage k-1 on a ``queue.Queue``, runs its layers forward and puts the result
@@ -22,7 +22,9 @@ Two schedules (time in units of one micro-batch forward F or backward B, K=3, M=
 
 The dots are the **bubble**: with equal stages, each stage idles K-1 of its M+K-1 slots in
 each direction, a fraction (K-1)/(M+K-1) (GPipe, Huang et al. 2019): more micro-batches,
-smaller bubble. 1F1B (PipeDream) has the same bubble but a stage holds the activations of at
+smaller bubble. 1F1B with a flush at the end of every batch (PipeDream-Flush, Narayanan et al.
+2021, as in Megatron-LM; PipeDream's original 1F1B was asynchronous, with weight stashing)
+has the same bubble but a stage holds the activations of at
 most K micro-batches at once instead of M; ``history.info["peak_live"]`` shows it. Backwards
 run in micro-batch order under both schedules, so gradients add up in the same order and
 both give bit-for-bit the same numbers.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class Prefetcher:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="prefetch", daemon=True)
+        self.cpu = 0.0
 
     def _span(self, kind):
         return self.tracer.span(kind) if self.tracer is not None else no_span(kind)
@@ -60,6 +62,7 @@ class Prefetcher:
 
     def _produce(self) -> None:
         rng = np.random.default_rng(self.seed)
+        c0 = time.thread_time()
         try:
             for idx in self.plan:
                 with self._span("load"):
@@ -71,6 +74,8 @@ class Prefetcher:
             self._put(_END)
         except BaseException as exc:  # every failure is handed to the consumer
             self._put(exc)
+        finally:
+            self.cpu = time.thread_time() - c0     # CPU seconds of the producer thread
 
     def __iter__(self):
         while True:
