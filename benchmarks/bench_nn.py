@@ -267,23 +267,48 @@ class StepThread:
         self._thread.join()
 
 
-def sync_seconds(batch: int, strategy: str, threads: int, steps: int = 8) -> float:
-    """Seconds per step of ``parallel.train`` on the course CNN (SGD + momentum, BLAS at one
-    thread per worker), from the end of the first step to the end of the last."""
+def process_faults() -> int:
+    """Minor page faults of the whole process so far (0 where the OS cannot tell)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
+
+
+def sync_seconds(batch: int, strategy: str, threads: int, steps: int = 8):
+    """``(seconds, page faults)`` per step of ``parallel.train`` on the course CNN (SGD +
+    momentum, BLAS at one thread per worker); seconds from the end of the first step to the
+    end of the last, faults of the whole process over the whole run (threads' start too)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch * steps, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, batch * steps)
+    f0 = process_faults()
     h = parallel.train(nn.course_cnn(seed=0), nn.SoftmaxCrossEntropy(), (x, y),
                        strategy=strategy, threads=threads, batch_size=batch, lr=0.01,
                        optimizer=lambda p: nn.SGD(p, lr=0.01, momentum=0.9),
                        check_finite=False, trace=False)
     t = h.step_times
-    return (t[-1] - t[0]) / (len(t) - 1)
+    return (t[-1] - t[0]) / (len(t) - 1), (process_faults() - f0) / len(t)
 
 
-def worker_child(blocks: int, steps: int) -> dict:
-    """One round in this process: main vs worker per batch, then serial vs sync."""
-    out = {"penalty": {}, "sync": {}}
+def worker_child(blocks: int, steps: int, sync_repeats: int = 3,
+                 parts: str = "penalty,sync") -> dict:
+    """One round in this process: main vs worker per batch, then serial vs sync
+    (``sync_repeats`` times serial, x2, x4 in turn); ``parts`` says which."""
+    out = {"penalty": {}, "sync": {}, "rss_mb": None}
+    if "penalty" in parts:
+        out["penalty"], out["rss_mb"] = penalty_round(blocks, steps)
+    for batch in WORKER_BATCHES if "sync" in parts else ():
+        row = {"serial": [], **{n: [] for n in SYNC_THREADS}}
+        for _ in range(sync_repeats):
+            row["serial"].append(sync_seconds(batch, "serial", 1))
+            for n in SYNC_THREADS:
+                row[n].append(sync_seconds(batch, "sync", n))
+        out["sync"][batch] = row
+    return out
+
+
+def penalty_round(blocks: int, steps: int) -> tuple[dict, float | None]:
+    """``({batch: {"main": [(s, faults)], "worker": [...]}}, resident MB after)``: steps on
+    the main thread alternating with steps on one worker thread, in blocks of ``steps``."""
+    out = {}
     worker = StepThread()
     try:
         with threadpool_limits(limits=1, user_api="blas"):
@@ -295,16 +320,10 @@ def worker_child(blocks: int, steps: int) -> dict:
                 for _ in range(blocks):
                     main += timed_steps(step, steps)
                     work += worker.run(step, steps)
-                out["penalty"][batch] = {"main": main, "worker": work}
+                out[batch] = {"main": main, "worker": work}
     finally:
         worker.close()
-    out["rss_mb"] = resident_mb()                # main + one worker arena, both batches
-    for batch in WORKER_BATCHES:
-        row = {"serial": sync_seconds(batch, "serial", 1)}
-        for n in SYNC_THREADS:
-            row[n] = sync_seconds(batch, "sync", n)
-        out["sync"][batch] = row
-    return out
+    return out, resident_mb()                    # main + one worker arena, both batches
 
 
 def resident_mb() -> float | None:
@@ -325,7 +344,8 @@ def loadavg() -> str:
         return "?"
 
 
-def run_worker(rounds: int, blocks: int, steps: int, every: bool) -> tuple[dict, list[str]]:
+def run_worker(rounds: int, blocks: int, steps: int, every: bool,
+               parts: str) -> tuple[dict, list[str]]:
     """``rounds`` rounds; in each, one fresh process per malloc variant (order rotated)."""
     variants = malloc_variants(every)
     names = list(variants)
@@ -336,7 +356,7 @@ def run_worker(rounds: int, blocks: int, steps: int, every: bool) -> tuple[dict,
         for name in names[r % len(names):] + names[:r % len(names)]:
             env, settings = variants[name]
             cmd = [sys.executable, __file__, "--worker-child", json.dumps(settings),
-                   "--blocks", str(blocks), "--steps", str(steps)]
+                   "--blocks", str(blocks), "--steps", str(steps), "--parts", parts]
             out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True,
                                  text=True, check=True).stdout
             results[name].append(json.loads(out))
@@ -345,13 +365,15 @@ def run_worker(rounds: int, blocks: int, steps: int, every: bool) -> tuple[dict,
     return results, loads
 
 
-def worker_tables(results: dict) -> list[str]:
+def worker_tables(results: dict, parts: str) -> list[str]:
     """Markdown: worker/main per variant and batch; sync vs serial per variant and batch."""
     med = statistics.median
-    lines = ["| course CNN, one step | malloc | main ms | worker ms | **worker/main** "
-             "(rounds min-max) | faults/step main | worker | RSS, MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for batch in WORKER_BATCHES:
+    lines = []
+    if "penalty" in parts:
+        lines += ["| course CNN, one step | malloc | main ms | worker ms | **worker/main** "
+                  "(rounds min-max) | faults/step main | worker | RSS, MB |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for batch in WORKER_BATCHES if "penalty" in parts else ():
         for name, rs in results.items():
             main = [t for r in rs for t, _ in r["penalty"][str(batch)]["main"]]
             work = [t for r in rs for t, _ in r["penalty"][str(batch)]["worker"]]
@@ -363,20 +385,27 @@ def worker_tables(results: dict) -> list[str]:
                          f"{1e3 * med(work):.1f} | **{med(work) / med(main):.2f}** "
                          f"({min(per):.2f}-{max(per):.2f}) | {med(fm):.0f} | {med(fw):.0f} | "
                          f"{_rss([r['rss_mb'] for r in rs])} |")
-    head = " | ".join(f"sync x{n} ms | x{n} speedup (min-max)" for n in SYNC_THREADS)
-    lines += ["", f"| course CNN, sync data parallel | malloc | serial ms | {head} |",
-              "|---|---|---:|" + "---:|---:|" * len(SYNC_THREADS)]
+    if "sync" not in parts:
+        return lines
+    head = " | ".join(f"sync x{n} ms | x{n} speedup (min-max) | faults" for n in SYNC_THREADS)
+    lines += ["", f"| course CNN, sync data parallel | malloc | serial ms | faults | {head} |",
+              "|---|---|---:|---:|" + "---:|---:|---:|" * len(SYNC_THREADS)]
+
+    def per_round(rows, key, i):             # one median per round (process)
+        return [med(v[i] for v in row[key]) for row in rows]
+
     for batch in WORKER_BATCHES:
         for name, rs in results.items():
             rows = [r["sync"][str(batch)] for r in rs]
+            serial = per_round(rows, "serial", 0)
             cells = []
             for n in SYNC_THREADS:
-                sp = [row["serial"] / row[str(n)] for row in rows]
-                cells.append(f"{1e3 * med(row[str(n)] for row in rows):.1f} | "
-                             f"**{med(sp):.2f}x** ({min(sp):.2f}-{max(sp):.2f})")
-            lines.append(f"| batch {batch} | {name} | "
-                         f"{1e3 * med(row['serial'] for row in rows):.1f} | "
-                         f"{' | '.join(cells)} |")
+                t = per_round(rows, str(n), 0)
+                sp = [a / b for a, b in zip(serial, t, strict=True)]
+                cells.append(f"{1e3 * med(t):.1f} | **{med(sp):.2f}x** ({min(sp):.2f}-"
+                             f"{max(sp):.2f}) | {med(per_round(rows, str(n), 1)):.0f}")
+            lines.append(f"| batch {batch} | {name} | {1e3 * med(serial):.1f} | "
+                         f"{med(per_round(rows, 'serial', 1)):.0f} | {' | '.join(cells)} |")
     return lines
 
 
@@ -386,7 +415,8 @@ def _rss(values) -> str:
 
 
 def worker_report(args) -> str:
-    results, loads = run_worker(args.rounds, args.blocks, args.steps, args.malloc_variants)
+    results, loads = run_worker(args.rounds, args.blocks, args.steps, args.malloc_variants,
+                                args.parts)
     if args.json:
         return json.dumps({"results": results, "loads": loads})
     mach = info.machine_info()
@@ -402,12 +432,14 @@ def worker_report(args) -> str:
         f"{args.rounds} rounds; in each, one fresh process per malloc setting (order rotated) "
         f"runs {args.blocks} x {args.steps} steps on the main thread alternating with "
         f"{args.blocks} x {args.steps} on one worker thread, then serial, sync x2 and x4 "
-        f"(8 steps each). Medians over all rounds; RSS: the process after both batches "
+        f"in turn 3 times (8 steps each; speedup: median over rounds of each round's median "
+        f"serial / median sync; faults: the process's minor page faults per step, thread "
+        f"start included). Medians over all rounds; RSS: the process after both batches "
         f"ran on both threads. Load average (1 min) at each round: "
         f"{', '.join(loads)}.  `python benchmarks/bench_nn.py --worker"
         f"{' --malloc-variants' if args.malloc_variants else ''} --rounds {args.rounds}`",
         "",
-        *worker_tables(results),
+        *worker_tables(results, args.parts),
     ]
     return "\n".join(lines) + "\n"
 
@@ -428,6 +460,8 @@ def main(argv=None):
                     help="with --worker: also the mallopt settings that were weighed")
     ap.add_argument("--blocks", type=count, default=3,
                     help="with --worker: alternating main/worker blocks per round")
+    ap.add_argument("--parts", default="penalty,sync", choices=("penalty,sync", "penalty", "sync"),
+                    help="with --worker: penalty (main vs worker), sync (x2, x4 vs serial)")
     ap.add_argument("--worker-child", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -436,7 +470,7 @@ def main(argv=None):
     args.steps = args.steps or (3 if worker else 10)
     if args.worker_child is not None:
         apply_mallopt(json.loads(args.worker_child))
-        print(json.dumps(worker_child(args.blocks, args.steps)))
+        print(json.dumps(worker_child(args.blocks, args.steps, parts=args.parts)))
         return 0
     if args.worker:
         text = worker_report(args)
