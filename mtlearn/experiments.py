@@ -33,7 +33,7 @@ import numpy as np
 from . import nn, parallel, tasks, viz
 from .bench import AmdahlFit, USLFit, fit_amdahl, fit_usl
 from .parallel import History
-from .runtime import checks, info
+from .runtime import checks, info, laws
 
 #: The models the dashboards offer: task names of :mod:`mtlearn.tasks` and what they are
 #: (``measure_scaling`` takes any name in ``tasks.TASKS``).
@@ -198,9 +198,8 @@ class Scaling:
                          f"{self.speedup[i]:.2f}x, efficiency {self.efficiency[i]:.0%}{over}")
         s = self.serial_fraction()
         if s is not None:
-            most = f"{1 / s:.1f}x" if s > 0 else "no limit"
             lines.append(f"  Amdahl fit up to {self.cores} cores: serial fraction s = {s:.2f} "
-                         f"(at most {most})")
+                         f"({laws.limit_text(s)})")
         u = self.usl()
         if u is not None and len(self.threads) > 1:
             peak = (f"peak {u.peak_speedup:.2f}x at {u.peak_threads:.1f} workers"

@@ -160,7 +160,12 @@ def process_pool(n: int):
     from concurrent.futures import ProcessPoolExecutor
 
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method))
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        # The same preload as the process strategy (read once, when the server starts), so
+        # whichever starts the server first, later workers need not import numpy again.
+        ctx.set_forkserver_preload(["__main__", "mtlearn.parallel.process_worker", "mtlearn.nn"])
+    return ProcessPoolExecutor(max_workers=n, mp_context=ctx)
 
 
 def run_processes(pool, w: Workload, n: int, work: float = 1.0,

@@ -102,9 +102,8 @@ class ScalingResult:
                          f"{self.cpu_wall[i]:.2f}")
         if len(self.threads) > 1:
             fit = self.amdahl()
-            limit = (f"at most {fit.max_speedup:.1f}x" if fit.serial_fraction > 0
-                     else "no limit from it")
-            lines.append(f"Amdahl fit: serial fraction s = {fit.serial_fraction:.2f} ({limit})")
+            lines.append(f"Amdahl fit: serial fraction s = {fit.serial_fraction:.2f} "
+                         f"({fit.limit})")
             u = self.usl()
             peak = (f"peak {u.peak_speedup:.2f}x at {u.peak_threads:.1f} threads"
                     if u.kappa > 0 else "no peak")

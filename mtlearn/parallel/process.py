@@ -271,7 +271,8 @@ class ProcessGroup:
         if phase == "setup":
             exc.add_note("a worker process failed to set up: with the spawn and forkserver "
                          "start methods the model's classes must be importable (defined in a "
-                         "module, not in a notebook or __main__)")
+                         "module, or in a script under if __name__ == '__main__'; not in a "
+                         "notebook cell or an interactive session)")
         raise exc from RemoteTraceback(text)
 
     def close(self, failure: BaseException | None = None) -> None:

@@ -75,6 +75,17 @@ def _rms(predicted: list[float], measured: list[float]) -> float:
 # ---------------------------------------------------------------------------- Amdahl
 
 
+#: the smallest serial fraction a fit is read as (below it, no serial part was detected)
+DETECTABLE = 0.02
+
+
+def limit_text(s: float) -> str:
+    """Amdahl's ceiling ``1/s`` in words, for a fitted serial fraction ``s``."""
+    if s < DETECTABLE:
+        return f"no serial part detected (s < {DETECTABLE:g})"
+    return f"at most {1 / s:.1f}x"
+
+
 def fit_serial_fraction(threads, speedup) -> float:
     """Least-squares ``s`` of Amdahl's law through measured ``(threads, speedup)`` pairs.
 
@@ -109,6 +120,13 @@ class AmdahlFit:
         """1/s: the most any number of threads can give (inf when s = 0)."""
         s = self.serial_fraction
         return 1.0 / s if s > 0 else float("inf")
+
+    @property
+    def limit(self) -> str:
+        """Amdahl's ceiling in words: ``"at most 5.3x"``, or, when the fitted s is below
+        :data:`DETECTABLE` (a fit over few thread counts cannot tell 0.5 % from 0), that no
+        serial part was detected — never "at most 269.8x" from two points."""
+        return limit_text(self.serial_fraction)
 
     @property
     def label(self) -> str:

@@ -38,7 +38,7 @@ from ..experiments import (
     step_durations,
 )
 from ..parallel import History
-from ..runtime import info
+from ..runtime import info, laws
 from .base import Dashboard
 
 BATCH_SIZES = (32, 64, 128, 256, 512)
@@ -121,9 +121,8 @@ class StrategyLabResult:
             lines.append(f"speedup over serial by {self._workers(2)}: {sweep}")
             frac = self.serial_fraction
             if frac is not None:
-                most = f"{1 / frac:.1f}x" if frac > 0 else "no limit"
                 lines.append(f"Amdahl fit up to {sc.cores} cores: serial fraction s = "
-                             f"{frac:.2f} (at most {most} with any number of workers)")
+                             f"{frac:.2f} ({laws.limit_text(frac)})")
         if self.threads > sc.cores:
             lines.append(f"note: {self.threads} {self._workers(self.threads)} on {sc.cores} "
                          "cores: oversubscribed, they take turns")
