@@ -157,3 +157,10 @@ def test_arguments_are_checked(kwargs, error, match):
 def test_a_stored_calibration_dict_is_accepted():
     v = sync2(1.08, BUSY.to_dict())
     assert v.explained
+
+
+def test_either_side_is_explained_by_a_busy_machine():
+    high = verdict("ratio", 1.3, (0.9, 1.1), better="either", calibration=BUSY)
+    assert high.explained and "busy" in high.sentence()
+    assert not verdict("ratio", 1.3, (0.9, 1.1), better="higher", calibration=BUSY).explained
+    assert not verdict("ratio", 1.3, (0.9, 1.1), better="either", calibration=QUIET).explained

@@ -105,14 +105,14 @@ def _check_verdict(f: Finding) -> list[str]:
                             f"{cap:g} cores free is {'busy' if not busy else 'quiet'}")
     if got == "ok":
         return problems
-    slow = "low" if v.get("better", "higher") == "higher" else "high"
+    slow = {"higher": "low", "lower": "high"}.get(v.get("better", "higher"), got)
     if free is None:
         problems.append(f"{f.where}: verdict {name}: {measured:g} is outside {lo:g}-{hi:g} "
                         "and no calibration was recorded to explain it")
     elif got != slow:
-        problems.append(f"{f.where}: verdict {name}: {measured:g} is above what the text "
-                        f"allows ({lo:g}-{hi:g}) — a busy machine cannot explain a faster "
-                        "result: widen the stated range or fix its conditions")
+        problems.append(f"{f.where}: verdict {name}: {measured:g} is on the good side of "
+                        f"what the text allows ({lo:g}-{hi:g}) — a busy machine cannot explain "
+                        "a better result: widen the stated range or fix its conditions")
     elif not busy:
         problems.append(f"{f.where}: verdict {name}: {measured:g} is outside {lo:g}-{hi:g} "
                         f"although {free:g} of {cap:g} cores were free: the stored output "

@@ -109,8 +109,12 @@ class Verdict:
 
     @property
     def slow_side(self) -> str:
-        """The outcome a busy machine pushes a result to."""
-        return "low" if self.better == "higher" else "high"
+        """The outcome a busy machine pushes a result to (``"either"``: both sides, for
+        ratios of timings taken at different moments, or threads that gain from slack)."""
+        return {"higher": "low", "lower": "high"}.get(self.better, "either")
+
+    def _busy_side(self) -> bool:
+        return self.outcome != "ok" and self.slow_side in (self.outcome, "either")
 
     @property
     def ok(self) -> bool:
@@ -119,7 +123,7 @@ class Verdict:
     @property
     def explained(self) -> bool:
         """Outside the range on the slow side, on a machine the calibration found busy."""
-        return (self.outcome == self.slow_side and self.calibration is not None
+        return (self._busy_side() and self.calibration is not None
                 and self.calibration.busy)
 
     # -- text -----------------------------------------------------------------------------
@@ -140,7 +144,7 @@ class Verdict:
         cal = self.calibration
         if self.outcome == "ok":
             return words
-        if self.outcome == self.slow_side:
+        if self._busy_side():
             if cal is None:
                 return (f"{words} (no calibration: run course.calibrate() to see whether the "
                         "machine is busy)")
@@ -203,7 +207,9 @@ def verdict(name: str, measured, expected, why: str = "", unit: str = "x", *,
     unit : ``"x"`` (default), ``"%"``, ``"pp"``, ``"ms"``... as shown after the numbers.
     label : the start of the sentence (default: ``name``).
     better : ``"higher"`` (a speedup) or ``"lower"`` (a time, a bubble): the side a busy
-        machine cannot explain.
+        machine cannot explain; ``"either"`` when load can move the result both ways (a
+        ratio of two timings taken at different moments; threads that hold the GIL, which
+        can gain from a loaded machine's slack)
     calibration : the calibration to read it against (default: the latest in this
         process, :func:`mtlearn.course.calibration.last`).
     recheck : measure the machine again when the result is on the slow side and the
@@ -227,7 +233,7 @@ def verdict(name: str, measured, expected, why: str = "", unit: str = "x", *,
     if not isinstance(why, str):
         raise TypeError(f"why must be a str, got {why!r}")
     unit = "" if unit in (None, "none") else markers.token("unit", unit) if unit else ""
-    better = checks.choice("better", better, ("higher", "lower"))
+    better = checks.choice("better", better, ("higher", "lower", "either"))
     label = name if label is None else str(label)
     if digits is not None:
         digits = checks.integer("digits", digits, min=0, max=6)
@@ -240,7 +246,7 @@ def verdict(name: str, measured, expected, why: str = "", unit: str = "x", *,
     cal = calibration if given else _cal.last()
     v = Verdict(name=name, label=label, measured=value, lo=lo, hi=hi, unit=unit, why=why,
                 better=better, calibration=cal, repeats=repeats, digits=digits)
-    if (recheck and not given and v.outcome == v.slow_side
+    if (recheck and not given and v._busy_side()
             and (cal is None or not cal.busy)):
         v.calibration = _cal.calibrate()
         v.recalibrated = True
