@@ -299,6 +299,7 @@ def test_the_command_writes_both_files(tmp_path):
     doc = report.load(next((tmp_path / "class").glob("*.json")))
     assert doc["label"] == "test machine"
     assert "wrote" in out.stdout and "[report] calibrating" in out.stderr
+    assert "Calibration: " in out.stdout                    # how busy the machine was
 
 
 def test_the_command_refuses_an_empty_label(tmp_path):

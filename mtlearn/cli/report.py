@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..course import report
+    from ..course import calibration, report
 
     if args.label is not None and not args.label.strip():
         print("mtlearn report: --label must not be empty", file=sys.stderr)
@@ -43,6 +43,7 @@ def run(args) -> int:
                      progress=lambda text: print(f"[report] {text}", file=sys.stderr, flush=True))
     path, png = report.write(doc, args.out)
     print(report.table([doc]))
+    print(calibration.Calibration.from_dict(doc["calibration"]).sentence())
     for name, why in doc["errors"].items():
         print(f"not measured: {name}: {why}")
     print(f"wrote {path}\n  and {png}")

@@ -59,8 +59,8 @@ QUESTIONS = {
 }
 #: how much work each part does: (full run, --quick)
 SETTINGS = {
-    False: {"calibrate": 0.3, "gil_work": 0.5, "gil_repeats": 3, "batch": 256,
-            "samples": 2048, "scaling_repeats": 3, "process_repeats": 2, "step_rounds": 7,
+    False: {"calibrate": 0.3, "gil_work": 0.5, "gil_repeats": 5, "batch": 256,
+            "samples": 2048, "scaling_repeats": 5, "process_repeats": 3, "step_rounds": 7,
             "step_steps": 10, "max_threads": 16, "others": True},
     True: {"calibrate": 0.05, "gil_work": 0.02, "gil_repeats": 1, "batch": 32,
            "samples": 96, "scaling_repeats": 1, "process_repeats": 1, "step_rounds": 2,
