@@ -283,7 +283,8 @@ def free_threaded_kernel(env: dict, *, offer: bool = False) -> tuple[int, str]:
         _say_none(f"{ft} {why}")
         shutil.rmtree(spec_dir, ignore_errors=True)
         return 1, ""
-    # What the check depends on: the interpreter, its installed packages, pyproject.toml.
+    # What the check and the spec depend on: the interpreter, its installed packages,
+    # pyproject.toml, this file and the check.
     stamp = f"{ft}|{os.stat(facts['purelib']).st_mtime_ns}|{_digest()}"
     spec_file = spec_dir / "kernel.json"
     try:
@@ -303,7 +304,9 @@ def free_threaded_kernel(env: dict, *, offer: bool = False) -> tuple[int, str]:
         name += f" (GIL {state})" if state.startswith("on") else f" ({state})"
     installed = subprocess.run(
         [ft, "-m", "ipykernel", "install", "--prefix", VENV, "--name", FT_KERNEL,
-         "--display-name", name, "--env", "PYTHONNOUSERSITE", "1"],
+         "--display-name", name, "--env", "PYTHONNOUSERSITE", "1",
+         # this working tree's mtlearn, also in an interpreter that has it not installed
+         "--env", "PYTHONPATH", str(ROOT)],
         env=env, capture_output=True, text=True)
     if installed.returncode:
         _say_none(f"`ipykernel install` failed: {installed.stderr.strip()[-300:]}")
@@ -322,7 +325,8 @@ def free_threaded_kernel(env: dict, *, offer: bool = False) -> tuple[int, str]:
 
 
 def _digest() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    files = (ROOT / "pyproject.toml", Path(__file__), ROOT / ".ci/check_freethreaded.py")
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
 
 
 def entry(argv: list[str]) -> int:

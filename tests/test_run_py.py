@@ -206,7 +206,7 @@ def test_the_kernel_is_registered_beside_the_normal_one(run_py, tmp_venv, monkey
     spec = json.loads((tmp_venv / "share/jupyter/kernels/mtlearn-ft/kernel.json").read_text())
     assert spec["argv"][0] == str(FT) and "ipykernel_launcher" in spec["argv"]
     assert spec["display_name"] == name and spec["metadata"]["mtlearn"]["gil"] == "off"
-    assert "PYTHON_GIL" not in spec.get("env", {})
+    assert "PYTHON_GIL" not in spec["env"] and spec["env"]["PYTHONPATH"] == str(ROOT)
     out = capsys.readouterr().out
     assert "registered" in out and "the GIL stays off" in out
     # Registered once: the next start finds the same stamp, and checks and installs nothing.
