@@ -82,7 +82,7 @@ def test_as_expected_passes_and_results_are_read_from_displayed_values_too():
 def test_a_busy_machine_does_not_explain_a_faster_result():
     report = outputs.check_notebook(notebook(sync2(2.4, BUSY)))
     [problem] = report.problems
-    assert "a busy machine cannot explain a faster result" in problem
+    assert "a busy machine cannot explain a better result" in problem
 
 
 def test_slow_side_of_a_time_is_high():
