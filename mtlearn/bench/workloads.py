@@ -28,8 +28,8 @@ one-thread time: Amdahl's law with serial fraction ``s = serial_fraction``.
 
 from __future__ import annotations
 
-import threading
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
