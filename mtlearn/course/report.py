@@ -309,14 +309,16 @@ def recorded_pytorch() -> dict:
 
 def measure_step(rounds: int = 7, steps: int = 10, batch: int = STEP_BATCH) -> dict:
     """One training step of the course CNN (SGD, float32, BLAS at one thread) on this
-    thread: the median over ``rounds`` of the mean of ``steps`` steps, in ms, as
-    ``benchmarks/bench_nn.py`` times it; with the recorded PyTorch step beside it."""
+    thread, on random images ``(batch, 1, 28, 28)`` with 10 classes: the median over
+    ``rounds`` of the mean of ``steps`` steps, in ms, as ``benchmarks/bench_nn.py`` times
+    it; with the recorded PyTorch step beside it."""
     import numpy as np
 
     from .. import bench, nn
 
     rounds = checks.integer("rounds", rounds, min=1)
     steps = checks.integer("steps", steps, min=1)
+    batch = checks.integer("batch", batch, min=1)
     model = nn.course_cnn(seed=0)
     loss = nn.SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)
