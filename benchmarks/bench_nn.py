@@ -430,14 +430,18 @@ def worker_report(args) -> str:
         f"({'free-threaded' if mach['free_threaded_build'] else 'GIL'}), numpy {mach['numpy']}, "
         f"BLAS {blas} pinned to 1 thread, {libc}. As shipped: {allocator.describe()}. "
         f"{args.rounds} rounds; in each, one fresh process per malloc setting (order rotated) "
-        f"runs {args.blocks} x {args.steps} steps on the main thread alternating with "
-        f"{args.blocks} x {args.steps} on one worker thread, then serial, sync x2 and x4 "
-        f"in turn 3 times (8 steps each; speedup: median over rounds of each round's median "
-        f"serial / median sync; faults: the process's minor page faults per step, thread "
-        f"start included). Medians over all rounds; RSS: the process after both batches "
-        f"ran on both threads. Load average (1 min) at each round: "
-        f"{', '.join(loads)}.  `python benchmarks/bench_nn.py --worker"
-        f"{' --malloc-variants' if args.malloc_variants else ''} --rounds {args.rounds}`",
+        + (f"runs {args.blocks} x {args.steps} steps on the main thread alternating with "
+           f"{args.blocks} x {args.steps} on one worker thread (RSS: the process after both "
+           f"batches ran on both threads). " if "penalty" in args.parts else "")
+        + ("It runs serial, sync x2 and x4 in turn 3 times, 8 steps each (speedup: median "
+           "over rounds of each round's median serial / median sync; faults: the process's "
+           "minor page faults per step, thread start included). " if "sync" in args.parts
+           else "")
+        + f"Medians over all rounds. Load average (1 min) at each round: {', '.join(loads)}."
+        f"  `python benchmarks/bench_nn.py --worker"
+        f"{' --malloc-variants' if args.malloc_variants else ''}"
+        f"{'' if args.parts == 'penalty,sync' else ' --parts ' + args.parts}"
+        f" --rounds {args.rounds}`",
         "",
         *worker_tables(results, args.parts),
     ]

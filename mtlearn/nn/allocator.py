@@ -11,34 +11,42 @@ after step; the arithmetic is unchanged, only the page faults go:
 ``M_MMAP_THRESHOLD`` = 32 MiB (the most glibc accepts)
     blocks below it come from the heap instead of a private ``mmap`` that ``free`` unmaps.
 ``M_TRIM_THRESHOLD`` = 256 MiB
-    the free top of a heap is given back only beyond this. Since glibc 2.26 it governs the
-    main heap (``systrim``) *and* the shrinking of a thread's heap (``heap_trim`` ->
-    ``shrink_heap``, an ``madvise(MADV_DONTNEED)``).
+    the free top of a heap is given back only beyond this. It governs the main heap
+    (``systrim``) *and*, in recent glibc, the shrinking of a thread's heap (``heap_trim`` ->
+    ``shrink_heap``, an ``madvise(MADV_DONTNEED)``): checked on glibc 2.36, a worker thread
+    that frees an 8 or 20 MiB block re-faults it every time under the 128 KiB default and
+    never under 256 MiB.
 ``M_TOP_PAD`` = 64 MiB (``HEAP_MAX``, the size of one heap of a thread's arena)
     the one that fixes worker threads. Every thread other than the main one allocates from
     its own *arena*, a chain of heaps of at most 64 MiB each. When a free leaves a whole
     heap of the chain empty, ``heap_trim`` unmaps it, and no trim threshold stops that:
     only the top pad does (a heap stays while the pad is larger than what would be freed).
     At batch 1024 the course CNN needs more than one heap, so without the pad a worker
-    thread unmapped and re-faulted ~30 MB (7,600 pages) in every step, and the same step
-    took 1.22x as long on a worker thread as on the main thread (2 cores; 1.31x recorded on
-    16). With the pad no thread faults, and worker/main is 1.02 (batch 256: 1.03).
+    thread unmapped and re-faulted ~24 MB (6,100 pages) in every step, and the same step
+    took 1.14-1.30x as long on a worker thread as on the main thread (2 cores; 1.31x
+    recorded on 16). With the pad no thread faults: worker/main 0.97-1.03 at batch 1024,
+    0.99-1.05 at batch 256.
 
-Measured on 2 cores (CPython 3.11, numpy 2.4.6, OpenBLAS, glibc 2.36; medians of 5 rounds,
-variants interleaved, faults per step counted with ``RUSAGE_THREAD``; see
-``benchmarks/RESULTS.md``), worker/main at batch 1024: glibc defaults 1.01 (both threads
-fault: main 7,100 pages/step, worker 7,000), thresholds only (this module before) 1.22,
-thresholds + ``M_ARENA_MAX=2`` (= cores) 1.24, thresholds + ``M_ARENA_MAX=1`` 0.98,
-thresholds + top pad 1.02. One arena for all threads also removes the faults, but then every
-thread allocates under one lock: on the free-threaded build at 16 threads ``MALLOC_ARENA_MAX=1``
-cut sync data parallelism from 9.0x to 5.3x at batch 256 (recorded on 16 cores), so the
-arenas stay per thread and only stop returning memory.
+Measured on 2 cores shared with other jobs (CPython 3.11, numpy 2.4.6, OpenBLAS, glibc 2.36;
+5 repeats of 5 rounds, all settings interleaved, faults counted per thread; the tables are
+in ``benchmarks/RESULTS.md``, ``python benchmarks/bench_nn.py --worker --malloc-variants``),
+worker/main at batch 1024: thresholds only (this module before) 1.14-1.30; thresholds +
+``M_ARENA_MAX=2`` (= cores here) 1.22-1.45, still faulting; thresholds + ``M_ARENA_MAX=1``
+0.97-1.05; thresholds + top pad (now) 0.97-1.03. Sync data parallelism loses nothing (the 3
+quietest runs, x2 over serial: batch 256 1.48-1.67x now vs 1.34-1.65x before, batch 1024
+1.73-1.76x vs 1.18-1.55x; its page faults per step at batch 1024 fall from 2,800-5,200 to
+400-480).
+One arena for all threads removes the faults too, but then every thread allocates under one
+lock: recorded on 16 cores (free-threaded 3.13, separate runs), sync x16 at batch 256 took
+6.7 ms per step with ``MALLOC_ARENA_MAX=1`` against 4.5 ms with glibc's arenas. So the
+arenas stay one per thread and only stop giving memory back.
 
-The price is memory: each thread's arena keeps its peak working set (as the main heap
-already did), e.g. ~490 MB resident instead of ~310 MB after the batch-1024 step has run on
-the main thread and on one worker. Set ``MTLEARN_MALLOC_TUNING=0`` to leave the allocator
-alone. Only glibc (Linux) has ``mallopt``; elsewhere this does nothing. :func:`describe`
-says in one line what is in effect (``mtlearn.info`` shows it under ``malloc``).
+The price is memory: each thread's arena keeps its peak working set, as the main heap
+already did: 684 MB resident instead of 499 MB after batch-256 and batch-1024 steps on the
+main thread and one worker (one shared arena: 441 MB; glibc defaults: ~300 MB). Set
+``MTLEARN_MALLOC_TUNING=0`` to leave the allocator alone. Only glibc (Linux) has
+``mallopt``; elsewhere this does nothing. :func:`describe` says in one line what is in
+effect (``mtlearn.info`` shows it under ``malloc``).
 """
 
 from __future__ import annotations
