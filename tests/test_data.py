@@ -261,12 +261,14 @@ def test_num_batches():
     assert num_batches(0, 4) == 0
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.0, "8", None, True])
-def test_batches_bad_batch_size_raises_at_call(bad):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError),
+                                        ("8", TypeError), (None, TypeError), (True, TypeError)])
+def test_batches_bad_batch_size_raises_at_call(bad, error):
+    """Out of range: ValueError; not an int at all: TypeError (the one checker's rule)."""
     X, y = np.zeros((10, 1)), np.zeros(10)
-    with pytest.raises(ValueError, match="^batch_size "):
+    with pytest.raises(error, match="^batch_size "):
         batches(X, y, bad)  # no iteration needed: checked when called
-    with pytest.raises(ValueError, match="^batch_size "):
+    with pytest.raises(error, match="^batch_size "):
         num_batches(10, bad)
 
 

@@ -5,9 +5,10 @@ calling ``next`` at once raise ``ValueError: generator already executing``): giv
 its own, or let one thread feed the others through a ``queue.Queue``.
 """
 
-import operator
 
 import numpy as np
+
+from ..runtime import checks
 
 
 def _check_lengths(X, y):
@@ -16,18 +17,6 @@ def _check_lengths(X, y):
             f"X and y must have the same length (one label per sample), "
             f"got len(X)={len(X)} and len(y)={len(y)}"
         )
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    try:
-        batch_size = operator.index(batch_size)
-    except TypeError:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}") from None
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
 
 
 def _val_counts(counts, val_fraction):
@@ -113,7 +102,7 @@ def num_batches(n, batch_size, drop_last=False):
     int
         ``n // batch_size`` if `drop_last`, else ``ceil(n / batch_size)``.
     """
-    batch_size = _check_batch_size(batch_size)
+    batch_size = checks.integer("batch_size", batch_size, min=1)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be an integer >= 0 (the number of samples), got {n!r}")
     return n // batch_size if drop_last else -(-n // batch_size)
@@ -156,7 +145,7 @@ def batches(X, y, batch_size, *, shuffle=True, seed=None, drop_last=False):
     >>> [len(yb) for _, yb in batches(X, y, 4)]
     [4, 4, 2]
     """
-    batch_size = _check_batch_size(batch_size)
+    batch_size = checks.integer("batch_size", batch_size, min=1)
     X, y = np.asarray(X), np.asarray(y)
     _check_lengths(X, y)
     n = len(X)
