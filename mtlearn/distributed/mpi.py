@@ -40,8 +40,9 @@ import traceback
 import numpy as np
 
 from ..parallel import api
-from ..parallel.base import Strategy, check_int, split_bounds
+from ..parallel.base import Strategy, split_bounds
 from ..parallel.history import History
+from ..runtime import checks
 from ..runtime.trace import Span
 from .threads import ShardThreads
 
@@ -197,7 +198,7 @@ def prepare(model, loss, data, threads: int = 1, epochs: int = 1, batch_size: in
                 prefetch=prefetch, augment=augment, check_finite=check_finite, trace=trace,
                 blas_threads=blas_threads)
     ranks = comm.Get_size()
-    if batch_size < ranks * check_int("threads", threads):
+    if batch_size < ranks * checks.workers("threads", threads):
         raise ValueError(f"batch_size ({batch_size}) must be >= ranks x threads ({ranks} x "
                          f"{threads}): each worker needs at least one sample")
     X, y = data

@@ -29,7 +29,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from .. import nn
-from ..runtime import checks, info
+from ..runtime import info
 from ..runtime.threads import Aborted, WorkerGroup, interrupts
 from ..runtime.trace import Tracer
 from .config import RunConfig
@@ -40,12 +40,6 @@ from .prefetch import Prefetcher
 class Cancelled(Exception):
     """Raised by ``record_step`` once the run's ``cancel`` event is set; ``run`` turns it
     into a normal return with ``history.cancelled = True``."""
-
-
-def check_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (kept for callers outside this package; new code
-    calls :func:`mtlearn.runtime.checks.integer`)."""
-    return checks.integer(name, value, min=minimum)
 
 
 def make_plan(n: int, batch_size: int, epochs: int, seed: int) -> list[np.ndarray]:
