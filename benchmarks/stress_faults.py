@@ -37,7 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from cases import Trap  # noqa: E402  (the layer the fault tests use: sticks or raises on cue)
 
 from mtlearn import info, nn, parallel, tasks  # noqa: E402
 
@@ -46,42 +49,6 @@ FAULTS = ["none", "error", "ctrl-c", "stuck+error", "stuck+ctrl-c", "start-fail"
 #: how often each fault is drawn (stuck ones cost the 0.5 s grace period each)
 WEIGHTS = [20, 25, 20, 4, 4, 10, 17]
 SHM = Path("/dev/shm")
-
-
-class Trap(nn.ReLU):
-    """A ReLU that sticks (waits for ``release``) or raises on chosen calls."""
-
-    def __init__(self, stick=(), fail=()):
-        super().__init__()
-        self.stick, self.fail = set(stick), set(fail)
-        self.calls = 0
-        self.lock = threading.Lock()
-        self.release = threading.Event()
-        self.stuck = threading.Event()
-        self.failed_at = None
-
-    def forward(self, x):
-        with self.lock:
-            self.calls += 1
-            call = self.calls
-        if call in self.stick:
-            self.stuck.set()
-            self.release.wait(10)
-        if call in self.fail:
-            self.failed_at = time.perf_counter()
-            raise RuntimeError(f"injected fault on call {call}")
-        return super().forward(x)
-
-    def __getstate__(self):                 # the process strategy pickles the model
-        state = self.__dict__.copy()
-        for k in ("lock", "release", "stuck"):
-            state.pop(k)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.lock, self.release, self.stuck = threading.Lock(), threading.Event(), \
-            threading.Event()
 
 
 def problem(seed: int):

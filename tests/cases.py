@@ -2,6 +2,7 @@
 layer that fails on purpose."""
 
 import threading
+import time
 
 import numpy as np
 
@@ -81,3 +82,42 @@ class GoesNaN(nn.ReLU):
         self.calls += 1
         out, cache = super().forward(x)
         return (out * np.nan if self.calls > 1 else out), cache
+
+
+class Trap(nn.ReLU):
+    """A ReLU that, on chosen calls, gets stuck (waits for ``release``, up to 30 s) or
+    raises ``RuntimeError("injected fault on call N")``; ``failed_at`` is when it raised.
+    Call 1 is the dry run ``train`` makes before any thread starts (pipeline and tensor
+    make one more, for their plans). It survives pickling (the process strategy)."""
+
+    def __init__(self, stick=(), fail=()):
+        super().__init__()
+        self.stick, self.fail = set(stick), set(fail)
+        self.calls = 0
+        self.failed_at = None
+        self._events()
+
+    def _events(self):
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.stuck = threading.Event()
+
+    def forward(self, x):
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call in self.stick:
+            self.stuck.set()
+            self.release.wait(30)
+        if call in self.fail:
+            self.failed_at = time.perf_counter()
+            raise RuntimeError(f"injected fault on call {call}")
+        return super().forward(x)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("lock", "release", "stuck")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._events()
