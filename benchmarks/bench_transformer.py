@@ -167,12 +167,14 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--steps", type=int, default=10, help="steps per timed round")
     ap.add_argument("--lengths", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128, 256])
-    ap.add_argument("--batch", type=int, default=2, help="sequences per step in the sweep")
+    ap.add_argument("--batch", type=int, default=4, help="sequences per step in the sweep")
     ap.add_argument("--quick", action="store_true", help="a few rounds: a smoke test")
     ap.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.steps, args.lengths = 2, 2, [4, 16]
+    if args.batch < 2:
+        ap.error("--batch must be at least 2 (the sweep runs sync on 2 threads)")
     load_before = os.getloadavg()
     if torch is not None:
         torch.set_num_threads(1)
@@ -221,8 +223,8 @@ def main(argv=None):
                                                for k in sweep.threads for m in sweep.models)
                      + " |")
     T = sweep.lengths[-1]
-    lines += ["", "- the Transformer's step is faster " + "; ".join(
-        f"on {k} thread(s) {_where(sweep.crossover(k), sweep.lengths)}" for k in sweep.threads),
+    lines += ["", "- the Transformer's step was the faster one " + "; ".join(
+        f"on {k} thread(s) {sweep.where_faster(k)}" for k in sweep.threads),
         f"- at T = {T}, 2 threads vs 1: " + ", ".join(
             f"{m} {sweep.speedup(m, T):.2f}x" for m in sweep.models)]
     text = "\n".join(lines) + "\n"
@@ -236,12 +238,6 @@ def main(argv=None):
 
 def _load(avg) -> str:
     return ", ".join(f"{v:.2f}" for v in avg)
-
-
-def _where(cross, lengths) -> str:
-    if cross is None:
-        return f"at no length up to {lengths[-1]}"
-    return "at every length" if cross == lengths[0] else f"from T = {cross} on"
 
 
 if __name__ == "__main__":

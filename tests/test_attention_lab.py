@@ -34,14 +34,17 @@ def synthetic(rec, tf, lengths=(4, 8, 16, 32)):
     return LengthTimings(list(lengths), [1], 2, list(seconds), {m: 1 for m in seconds}, seconds)
 
 
-@pytest.mark.parametrize("rec, tf, cross", [
-    ([1, 2, 4, 8], [3, 3, 3, 3], 16),           # crosses once
-    ([1, 2, 4, 8], [0.5, 1, 2, 4], 4),           # always faster
-    ([1, 2, 4, 8], [2, 3, 5, 9], None),          # never
-    ([1, 2, 4, 8], [3, 1, 5, 3], 32),            # faster, slower, faster: from the last switch
+@pytest.mark.parametrize("rec, tf, cross, text", [
+    ([1, 2, 4, 8], [3, 3, 3, 3], 16, "at T = 16 to 32"),        # crosses once
+    ([1, 2, 4, 8], [0.5, 1, 2, 4], 4, "at every length"),
+    ([1, 2, 4, 8], [2, 3, 5, 9], None, "at no length up to T = 32"),
+    ([1, 2, 4, 8], [3, 1, 5, 3], 8, "at T = 8 and 32"),         # faster, slower, faster
+    ([1, 2, 4, 8], [3, 1, 3, 9], 8, "at T = 8 to 16"),          # then T^2 wins
 ])
-def test_crossover_is_where_the_transformer_stays_faster(rec, tf, cross):
-    assert synthetic(rec, tf).crossover(1) == cross
+def test_crossover_and_where_the_transformer_is_faster(rec, tf, cross, text):
+    timings = synthetic(rec, tf)
+    assert timings.crossover(1) == cross
+    assert f"the Transformer's step was the faster one {text}" in timings.summary()
 
 
 def test_time_vs_length_measures_both_models_at_equal_size(no_thread_leak):
@@ -90,7 +93,7 @@ def test_dashboard_runs_from_code(no_thread_leak):
     assert result.lengths == [4, 8, 16] and result.threads == [1, 2]
     assert result.models[1] == "Transformer(2 heads)"
     texts = "".join(o.get("data", {}).get("text/plain", "") for o in lab.out.outputs)
-    assert "Transformer's step is faster" in texts and "2 threads vs 1" in texts
+    assert "Transformer's step was the faster one" in texts and "2 threads vs 1" in texts
     assert any("image/png" in o.get("data", {}) for o in lab.out.outputs)
     lab.threads_slider.value = 1
     assert lab.run().threads == [1]

@@ -156,15 +156,21 @@ class LengthTimings:
     def curve(self, model: str, threads: int) -> np.ndarray:
         return np.array([self.median(model, threads, T) for T in self.lengths])
 
-    def crossover(self, threads: int) -> int | None:
-        """The shortest length from which on the Transformer's step is the faster one
-        (``None`` if it never is; the first length if it always is)."""
+    def faster_at(self, threads: int) -> list[int]:
+        """The lengths at which the Transformer's step was the faster one."""
         rec, tf = (self.curve(m, threads) for m in self.models)
-        faster = tf < rec
-        for k in range(len(self.lengths)):
-            if faster[k:].all():
-                return self.lengths[k]
-        return None
+        return [T for T, a, b in zip(self.lengths, rec, tf, strict=True) if b < a]
+
+    def where_faster(self, threads: int) -> str:
+        """Where the Transformer's step was the faster one, in words: ``"at T = 16 to
+        128"``."""
+        return _lengths_text(self.faster_at(threads), self.lengths)
+
+    def crossover(self, threads: int) -> int | None:
+        """The shortest length at which the Transformer's step was the faster one (``None``
+        if it never was)."""
+        faster = self.faster_at(threads)
+        return faster[0] if faster else None
 
     def speedup(self, model: str, T: int) -> float:
         """Time on one thread over time on the most threads, at length ``T``."""
@@ -184,10 +190,8 @@ class LengthTimings:
         """The table, where the curves cross, and the speedup on more threads."""
         lines = [self.table(), ""]
         for k in self.threads:
-            cross = self.crossover(k)
-            where = (f"at no length up to {self.lengths[-1]}" if cross is None else
-                     "at every length" if cross == self.lengths[0] else f"from T = {cross} on")
-            lines.append(f"{k} thread(s): the Transformer's step is faster {where}")
+            lines.append(f"{k} thread(s): the Transformer's step was the faster one "
+                         f"{self.where_faster(k)}")
         if len(self.threads) > 1:
             T = self.lengths[-1]
             lines.append(f"at T = {T}, {self.threads[-1]} threads vs 1: " + ", ".join(
@@ -209,7 +213,7 @@ class LengthTimings:
         cross = self.crossover(self.threads[0])
         if cross is not None and cross != self.lengths[0]:
             ax.axvline(cross, color=viz.style.COLORS["baseline"], linewidth=0.8,
-                       linestyle=":", label=f"crossover, 1 thread (T = {cross})")
+                       linestyle=":", label=f"Transformer faster, 1 thread (T = {cross})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length T")
@@ -223,8 +227,27 @@ def _short(model: str) -> str:
     return model.split("(")[0]
 
 
+def _lengths_text(faster: list[int], lengths: list[int]) -> str:
+    """``"at T = 16 to 128"``, ``"at T = 8 and 64"``, ``"at every length"``, ...: the lengths
+    of ``faster`` as runs of consecutive entries of ``lengths``."""
+    if not faster:
+        return f"at no length up to T = {lengths[-1]}"
+    if faster == lengths:
+        return "at every length"
+    runs, run = [], [faster[0]]
+    for T in faster[1:]:
+        if lengths.index(T) == lengths.index(run[-1]) + 1:
+            run.append(T)
+        else:
+            runs.append(run)
+            run = [T]
+    runs.append(run)
+    parts = [f"{r[0]}" if len(r) == 1 else f"{r[0]} to {r[-1]}" for r in runs]
+    return "at T = " + (" and ".join(parts) if len(parts) <= 2 else ", ".join(parts))
+
+
 def time_vs_length(lengths=(4, 8, 16, 32, 64, 128), *, cell: str = "rnn", num_heads: int = 4,
-                   threads=(1, 2), batch_size: int = 8, steps: int = 6, rounds: int = 3,
+                   threads=(1, 2), batch_size: int = 4, steps: int = 6, rounds: int = 3,
                    seed: int = 0, report=None) -> LengthTimings:
     """Time per training step against sequence length, a recurrent character model against
     the Transformer with the same number of parameters.
@@ -236,6 +259,11 @@ def time_vs_length(lengths=(4, 8, 16, 32, 64, 128), *, cell: str = "rnn", num_he
     warms caches up, left out). The Transformer's position table is ``max(lengths)`` long
     and the recurrent model's hidden size matches its parameter count
     (:func:`matching_hidden`). ``report(fraction, text)`` is called after each run.
+
+    Keep at least two sequences per thread when comparing thread counts: with one, the
+    recurrent layer's product at each step has a single column, which BLAS computes as a
+    matrix-vector product, several times faster than a two-column matrix product; that
+    would be measured as a speedup of the threads.
     """
     lengths = checks.counts("lengths", lengths, min=1, max=4096)
     threads = checks.counts("threads", threads)
@@ -288,7 +316,7 @@ class AttentionLab(Dashboard):
     title = "Attention lab: parallel along time"
 
     def __init__(self, *, longest: int = 128, num_heads: int = 4, threads: int = 2,
-                 cell: str = "rnn", batch_size: int = 2, rounds: int = 3):
+                 cell: str = "rnn", batch_size: int = 4, rounds: int = 3):
         super().__init__()
         self.rounds = checks.integer("rounds", rounds, min=1)
         slow = {"continuous_update": False}
