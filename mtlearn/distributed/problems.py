@@ -2,15 +2,17 @@
 
 Every rank calls :func:`cnn_problem` with the same arguments and gets the same model and
 data, bit for bit: nothing has to be sent before training starts. (A real system would give
-each rank its own files; here the data set is small and generated.) Tests and notebooks call
-it in-process to train the very same job with ``parallel.train`` and compare.
+each rank its own files; here the data set is small and generated.) The problem itself is
+``mtlearn.tasks``' ``"cnn"`` / ``"cnn-digits"``, all of it used for training; tests and
+notebooks call this in-process to train the very same job with ``parallel.train`` and compare.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import data, nn
+from .. import tasks
+from ..runtime import checks
 
 DATASETS = ("shapes", "digits")
 
@@ -27,15 +29,8 @@ def cnn_problem(n: int = 2000, *, dataset: str = "shapes", image_size: int = 28,
 
     ``X`` has shape (n, 1, H, W) and ``dtype``; ``y`` (n,) int64 labels.
     """
-    if dataset == "shapes":
-        X, y = data.shapes(n, size=image_size, seed=seed, dtype=dtype)
-        classes = len(data.SHAPE_CLASSES)
-    elif dataset == "digits":
-        X, y = data.digits(dtype=dtype)
-        X, y = X[:n], y[:n]
-        classes = 10
-    else:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    model = nn.course_cnn(X.shape[1], X.shape[-1], classes, tuple(channels), seed=seed,
-                          dtype=dtype)
-    return model, nn.SoftmaxCrossEntropy(), (X, y)
+    checks.choice("dataset", dataset, DATASETS)
+    options = {"image_size": image_size} if dataset == "shapes" else {}
+    t = tasks.get("cnn" if dataset == "shapes" else "cnn-digits", n=n, seed=seed, dtype=dtype,
+                  val_fraction=0, channels=tuple(channels), **options)
+    return t.model(), t.loss, t.data
