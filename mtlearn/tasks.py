@@ -168,14 +168,18 @@ def _adding(name, *, n, seed, dtype, val_fraction, seq_len=20, hidden=32):
     return Task(name, model, nn.MSELoss(), train, val, 0.02, None, {"seq_len": seq_len})
 
 
-def _chars(name, *, n, seed, dtype, val_fraction, seq_len=32, hidden=None, embed_dim=64,
-           num_heads=4, num_blocks=2):
+def _chars(name, *, n, seed, dtype, val_fraction, seq_len=32, hidden=None, embed_dim=None,
+           num_heads=None, num_blocks=None):
     """Next-character prediction on the shipped arithmetic corpus: ``n`` windows of
     ``seq_len`` characters at seeded random places, X the ids (stored in ``dtype``, whole
     numbers, which ``nn.Embedding`` reads), y the ids one character later (int64). The
     validation windows come from the last ``val_fraction`` of the text, the training
     windows from the rest, so no validation character is trained on."""
     seq_len = checks.integer("seq_len", seq_len, min=1)
+    shape = {"embed_dim": embed_dim, "num_heads": num_heads, "num_blocks": num_blocks}
+    if name == "char-lstm" and any(v is not None for v in shape.values()):
+        raise TypeError(f"task {name!r} takes no option(s) "
+                        f"{sorted(k for k, v in shape.items() if v is not None)}")
     text = data.char_corpus()
     vocab = data.Vocabulary.from_text(text)
     ids = vocab.encode(text)
@@ -192,9 +196,11 @@ def _chars(name, *, n, seed, dtype, val_fraction, seq_len=32, hidden=None, embed
     if name == "transformer":
         hidden = 256 if hidden is None else hidden
 
+        E, H, L = embed_dim or 64, num_heads or 4, 2 if num_blocks is None else num_blocks
+
         def model():
-            return nn.char_transformer(V, embed_dim, num_heads, hidden, num_blocks,
-                                       max_len=seq_len, seed=seed, dtype=dtype)
+            return nn.char_transformer(V, E, H, hidden, L, max_len=seq_len, seed=seed,
+                                       dtype=dtype)
     else:
         hidden = 151 if hidden is None else hidden
 

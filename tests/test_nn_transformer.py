@@ -241,6 +241,13 @@ def test_transformer_and_char_lstm_tasks_have_equal_parameters():
     assert len(tf.info["vocab"]) == 13
 
 
+def test_char_lstm_refuses_the_transformers_options():
+    with pytest.raises(TypeError, match=r"'char-lstm' takes no option\(s\) \['num_heads'\]"):
+        tasks.get("char-lstm", n=64, num_heads=2)
+    assert tasks.get("char-lstm", n=64, hidden=32).model().layers[1].hidden_size == 32
+    assert len(tasks.get("transformer", n=64, num_blocks=0).model().layers) == 4
+
+
 def test_training_goes_well_below_the_unigram_baseline():
     t = tasks.get("transformer", n=2048, seq_len=16, embed_dim=32, num_heads=2, hidden=64,
                   num_blocks=1)
