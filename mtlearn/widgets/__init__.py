@@ -11,6 +11,7 @@ own. See :mod:`mtlearn.widgets.base`.
 
 from .cnn_lab import CNNLab, CNNLabResult
 from .gil_lab import OversubscriptionLab, OversubscriptionLabResult, ScalingLab, ScalingLabResult
+from .attention_lab import AttentionLab, LengthTimings
 from .hogwild_lab import HogwildLab, HogwildLabResult
 from .pipeline_lab import PipelineLab, PipelineLabResult
 from .rnn_lab import RNNLab, RNNLabResult
@@ -23,3 +24,4 @@ __all__ += ["StrategyLab", "StrategyLabResult"]
 __all__ += ["OversubscriptionLab", "OversubscriptionLabResult", "ScalingLab", "ScalingLabResult"]
 __all__ += ["HogwildLab", "HogwildLabResult"]
 __all__ += ["PipelineLab", "PipelineLabResult"]
+__all__ += ["AttentionLab", "LengthTimings"]
