@@ -9,9 +9,9 @@ drive it), ``lab.stop()`` what Stop does. Every result has ``summary()`` (text) 
 own. See :mod:`mtlearn.widgets.base`.
 """
 
+from .attention_lab import AttentionLab, LengthTimings
 from .cnn_lab import CNNLab, CNNLabResult
 from .gil_lab import OversubscriptionLab, OversubscriptionLabResult, ScalingLab, ScalingLabResult
-from .attention_lab import AttentionLab, LengthTimings
 from .hogwild_lab import HogwildLab, HogwildLabResult
 from .pipeline_lab import PipelineLab, PipelineLabResult
 from .rnn_lab import RNNLab, RNNLabResult
