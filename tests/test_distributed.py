@@ -14,20 +14,10 @@ import time
 
 import numpy as np
 import pytest
+from procs import needs_mpi
 
 from mtlearn import distributed, nn, parallel
 from mtlearn.distributed import LaunchError, MPINotAvailable, guard, launch, launcher
-
-
-def _have_mpi() -> bool:
-    try:
-        distributed.mpiexec_path()
-    except MPINotAvailable:
-        return False
-    return distributed.mpi_available()
-
-
-needs_mpi = pytest.mark.skipif(not _have_mpi(), reason="needs mpi4py and mpiexec (mtlearn[mpi])")
 
 JOB = {"n": 96, "image_size": 12, "channels": (4, 6), "seed": 3}          # the problem
 RUN = {"epochs": 2, "batch_size": 24, "lr": 0.1, "momentum": 0.9}        # 8 steps

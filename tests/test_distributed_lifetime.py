@@ -16,20 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import alive, descendants, needs_mpi, stat, wait_for
 
-from mtlearn import distributed
-from mtlearn.distributed import LaunchError, MPINotAvailable, launch, launcher
+from mtlearn.distributed import LaunchError, launch, launcher
 
-
-def _have_mpi() -> bool:
-    try:
-        distributed.mpiexec_path()
-    except MPINotAvailable:
-        return False
-    return distributed.mpi_available()
-
-
-needs_mpi = pytest.mark.skipif(not _have_mpi(), reason="needs mpi4py and mpiexec (mtlearn[mpi])")
 linux = pytest.mark.skipif(not os.path.isdir("/proc") or not os.path.isdir("/dev/shm"),
                            reason="reads /proc and /dev/shm (Linux)")
 SHM = Path("/dev/shm")
@@ -61,40 +51,6 @@ RANK = textwrap.dedent("""
 """)
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def descendants(pid: int) -> set[int]:
-    parent_of = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields is not None:
-                parent_of[int(entry)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parent_of.items() if pp in frontier} - found
-        found |= frontier
-    return found
-
-
-def wait_for(condition, timeout: float, what: str) -> float:
-    t0 = time.monotonic()
-    while not condition():
-        if time.monotonic() - t0 > timeout:
-            pytest.fail(f"{what} not within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - t0
 
 
 def job_files(folder: Path, ranks: int = 2) -> tuple[list[int], set[str]]:
@@ -232,8 +188,8 @@ def test_a_local_job_listens_on_no_network_interface(rank_script):
                                                 echo=None, timeout=60))
     try:
         pids, _ = job_files(folder)
-        mpiexec = int(_stat(pids[0])[1])       # gforker: the ranks' parent
-        keeper = int(_stat(mpiexec)[1])
+        mpiexec = int(stat(pids[0])[1])       # gforker: the ranks' parent
+        keeper = int(stat(mpiexec)[1])
         job = {keeper, mpiexec, *pids, *descendants(mpiexec)}
         exposed = {pid: [s for s in _listening_sockets(pid) if not _loopback(s)]
                    for pid in job}
