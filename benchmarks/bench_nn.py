@@ -134,12 +134,34 @@ def _recurrent_case(cell, name, target):
             lambda: recurrent_torch(cell, **SEQ), target)
 
 
+def _transformer_case(target):
+    """The 2-block Transformer of bench_transformer.py (which also sweeps the sequence
+    length); PyTorch's side is its TransformerEncoderLayer twin with the same weights."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_transformer as bt
+
+    shared = {}
+
+    def ours():
+        step, shared["model"], shared["x"] = bt.transformer_mtlearn(**bt.TF)
+        return step
+
+    def theirs():
+        return bt.transformer_torch(shared["model"], shared["x"], **bt.TF)[0]
+
+    tf = bt.TF
+    return (f"2-block Transformer (E {tf['embed_dim']}, {tf['num_heads']} heads, MLP "
+            f"{tf['hidden']}), T = {tf['seq_len']}, batch {tf['batch']}, float32", ours, theirs,
+            target)
+
+
 CASES = {
     "cnn": ("course CNN, batch 64, float32", lambda: cnn_mtlearn(64),
             lambda: cnn_torch(64), 1.5),
     "lstm": _recurrent_case("lstm", "LSTM", 1.2),
     "rnn": _recurrent_case("rnn", "RNN", 1.2),
     "gru": _recurrent_case("gru", "GRU", 1.2),
+    "transformer": _transformer_case(1.0),
 }
 
 
