@@ -27,6 +27,15 @@ def softmax_with_temperature(logits: np.ndarray, temperature: float) -> np.ndarr
     return p / p.sum(axis=-1, keepdims=True)
 
 
+def next_token(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """The id drawn from the last position's ``logits`` (shape ``(V,)``): the most likely one
+    at temperature 0, else a draw from the softmax at that temperature."""
+    if temperature == 0:
+        return int(np.argmax(logits))
+    p = softmax_with_temperature(logits, temperature)
+    return int(rng.choice(p.size, p=p))
+
+
 def sample(model, prompt, length: int, *, temperature: float = 1.0, rng=None, vocab=None):
     """Continue ``prompt`` by ``length`` tokens drawn from ``model``.
 
@@ -53,13 +62,7 @@ def sample(model, prompt, length: int, *, temperature: float = 1.0, rng=None, vo
     out = np.empty(length, dtype=np.int64)
     logits, _, states = forward_with_state(model, ids[None, :])
     for k in range(length):
-        last = logits[0, -1]
-        if temperature == 0:
-            token = int(np.argmax(last))
-        else:
-            p = softmax_with_temperature(last, temperature)
-            token = int(rng.choice(p.size, p=p))
-        out[k] = token
+        out[k] = next_token(logits[0, -1], temperature, rng)
         if k + 1 < length:
             logits, _, states = forward_with_state(model, out[k:k + 1][None, :], states)
     return vocab.decode(out) if vocab is not None else out

@@ -29,7 +29,7 @@ from .dense import Dense
 from .embedding import Embedding
 from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype
 from .norm import LayerNorm
-from .sampling import softmax_with_temperature
+from .sampling import next_token
 from .sequential import Sequential
 
 
@@ -256,12 +256,7 @@ def sample_transformer(model, prompt, length: int, *, temperature: float = 1.0, 
     end = ids.size
     for _ in range(length):
         last = model(text[max(0, end - window):end][None, :])[0, -1]
-        if temperature == 0:
-            token = int(np.argmax(last))
-        else:
-            p = softmax_with_temperature(last, temperature)
-            token = int(rng.choice(p.size, p=p))
-        text[end] = token
+        text[end] = next_token(last, temperature, rng)
         end += 1
     out = text[ids.size:]
     return vocab.decode(out) if vocab is not None else out
