@@ -44,7 +44,7 @@ import math
 import numpy as np
 
 from ..runtime import checks
-from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, uniform
+from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, sum_product, uniform
 
 
 @functools.lru_cache(maxsize=64)
@@ -151,9 +151,9 @@ class MultiheadAttention(Layer):
         shapes = {name: np.shape(a) for name, a in self.params.items()}
         d2 = dout.reshape(N * T, self.embed_dim)
         ones = np.ones(N * T, dtype=d2.dtype)   # sums over positions as GEMVs (LayerNorm's trick)
-        grads = {"out_proj_weight": (d2.T @ ctx2).reshape(shapes["out_proj_weight"])}
+        grads = {"out_proj_weight": sum_product(d2.T, ctx2).reshape(shapes["out_proj_weight"])}
         if "out_proj_bias" in self.params:
-            grads["out_proj_bias"] = ones @ d2
+            grads["out_proj_bias"] = sum_product(ones, d2)
         dctx = (d2 @ w_out).reshape(N, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
         q, k, v = self._heads(qkv, N, T)
         dqkv = np.empty_like(qkv)
@@ -170,8 +170,8 @@ class MultiheadAttention(Layer):
         # through S[t, s] = q_t . k_s:  dq_t = sum_s dS[t, s] k_s,  dk_s = sum_t dS[t, s] q_t
         np.matmul(dscores.transpose(1, 2, 3, 0), k, out=dq)
         np.matmul(dscores.transpose(1, 2, 0, 3), q, out=dk)
-        grads["in_proj_weight"] = (dqkv.T @ x2).reshape(shapes["in_proj_weight"])
-        grads["in_proj_bias"] = (ones.astype(dqkv.dtype, copy=False) @ dqkv).reshape(
+        grads["in_proj_weight"] = sum_product(dqkv.T, x2).reshape(shapes["in_proj_weight"])
+        grads["in_proj_bias"] = sum_product(ones.astype(dqkv.dtype, copy=False), dqkv).reshape(
             shapes["in_proj_bias"])
         dx = (dqkv @ w_in).reshape(N, T, self.embed_dim) if need_dx else None
         return dx, grads

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..runtime import checks
 from .conv_naive import conv2d_backward_naive, conv2d_forward_naive
-from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, uniform
+from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, sum_product, uniform
 
 
 def _channel_major(x: np.ndarray) -> np.ndarray:
@@ -144,7 +144,7 @@ class Conv2D(Layer):
         d2 = _channel_major(dout).reshape(O, -1)                 # (O, N*Ho*Wo), free view
         # (cols @ d2.T).T is the same product as d2 @ cols.T; OpenBLAS runs this shape
         # (long K = N*Ho*Wo, small output) ~1.4x faster with the long matrix on the left.
-        dw = (cols @ d2.T).T
+        dw = sum_product(cols, d2.T).T
         grads = {"weight": dw.reshape(w.shape), "bias": d2.sum(axis=1)}
         if not need_dx:      # the first layer's input needs no gradient: skip a GEMM + col2im
             return None, grads

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..runtime import checks
-from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, uniform
+from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, sum_product, uniform
 
 
 class Dense(Layer):
@@ -50,7 +50,7 @@ class Dense(Layer):
         w = self.params["weight"]
         d2 = dout.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
-        grads = {"weight": d2.T @ x2, "bias": d2.sum(axis=0)}
+        grads = {"weight": sum_product(d2.T, x2), "bias": d2.sum(axis=0)}
         dx = (dout @ w) if need_dx else None
         return dx, grads
 

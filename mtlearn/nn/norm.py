@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from ..runtime import checks
-from .layer import DEFAULT_DTYPE, Layer, check_dtype
+from .layer import DEFAULT_DTYPE, Layer, check_dtype, sum_product
 
 
 class LayerNorm(Layer):
@@ -82,8 +82,8 @@ class LayerNorm(Layer):
         w = self.params["weight"].reshape(-1)
         ones = np.ones(len(d2), dtype=d2.dtype)            # column sums as GEMVs too
         d_xhat = d2 * xhat
-        grads = {"weight": (ones @ d_xhat).reshape(self.normalized_shape),
-                 "bias": (ones @ d2).reshape(self.normalized_shape)}
+        grads = {"weight": sum_product(ones, d_xhat).reshape(self.normalized_shape),
+                 "bias": sum_product(ones, d2).reshape(self.normalized_shape)}
         if not need_dx:
             return None, grads
         # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dout * w

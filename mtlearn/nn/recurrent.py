@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime import checks
-from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, check_real, uniform
+from .layer import DEFAULT_DTYPE, Layer, as_generator, check_dtype, check_real, sum_product, uniform
 
 
 def step_major(a: np.ndarray) -> np.ndarray:
@@ -202,7 +202,7 @@ class Recurrent(Layer):
                                 need_dstate0)
         # All steps' weight gradients at once: dW = sum_t dz_t u_t^T, columns [h | x | 1].
         dz2 = step_major(dz)                              # (rows, T*N)
-        dw = dz2 @ step_major(u[:T]).T
+        dw = sum_product(dz2, step_major(u[:T]).T)
         grads = self._split_grads(dw)
         dx = None
         if need_dx:
