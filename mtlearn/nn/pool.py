@@ -24,29 +24,32 @@ def _max_along(x: np.ndarray, axis: int, k: int, s: int, n_out: int):
         index[axis] = taps
         xv = x[tuple(index)]
         if best is None:
-            best, arg = xv, np.zeros(xv.shape, dtype=np.uint8)
+            best = xv
             continue
-        better = xv > best                       # strict: the first maximum wins ties
+        better = (xv > best).view(np.uint8)      # strict: the first maximum wins ties
         best = np.maximum(best, xv)
         # v is larger than every tap index seen so far, so max() records "v if better".
-        arg = np.maximum(arg, better.view(np.uint8) * np.uint8(v)) if v > 1 else better.view(
-            np.uint8)
+        arg = better if v == 1 else np.maximum(arg, better * np.uint8(v))
+    if arg is None:                              # a window of one tap
+        arg = np.zeros(best.shape, dtype=np.uint8)
     return best, arg
 
 
 def _route_back(dout: np.ndarray, arg: np.ndarray, axis: int, k: int, s: int, size: int):
     """Adjoint of :func:`_max_along`: send each gradient to the tap that held the maximum."""
+    n_out = dout.shape[axis]
     shape = list(dout.shape)
     shape[axis] = size
-    dx = np.zeros(shape, dtype=dout.dtype)
+    # When the windows tile the axis exactly, every input gets exactly one write below.
+    tiled = s == k and size == k * n_out
+    dx = np.empty(shape, dtype=dout.dtype) if tiled else np.zeros(shape, dtype=dout.dtype)
     index = [slice(None)] * 4
-    for v, taps in enumerate(_taps(dout.shape[axis], k, s)):
+    for v, taps in enumerate(_taps(n_out, k, s)):
         index[axis] = taps
-        routed = dout * (arg == v)
         if s < k:
-            dx[tuple(index)] += routed           # overlapping windows share inputs
+            dx[tuple(index)] += dout * (arg == v)    # overlapping windows share inputs
         else:
-            dx[tuple(index)] = routed
+            np.multiply(dout, arg == v, out=dx[tuple(index)])
     return dx
 
 

@@ -211,15 +211,13 @@ POLL = 0.05
 
 class Barrier:
     """A cyclic barrier for ``parties`` threads, like ``threading.Barrier`` (``wait``,
-    ``abort``, ``BrokenBarrierError``, and an ``action`` the last thread to arrive runs
-    before any goes on; if it raises, that thread gets the error and the barrier breaks),
-    whose waiting threads wake every :data:`POLL` seconds to look again. That is the only
-    difference, and the reason it exists: the main thread waiting here keeps running its
-    signal handlers, so Ctrl-C is seen at once on every platform (see :func:`interrupts`)."""
+    ``abort``, ``BrokenBarrierError``), whose waiting threads wake every :data:`POLL`
+    seconds to look again. That is the only difference, and the reason it exists: the main
+    thread waiting here keeps running its signal handlers, so Ctrl-C is seen at once on
+    every platform (see :func:`interrupts`)."""
 
-    def __init__(self, parties: int, action: Callable[[], None] | None = None):
+    def __init__(self, parties: int):
         self.parties = parties
-        self.action = action       # run by the last thread to arrive, before the rest go on
         self._cond = threading.Condition(threading.Lock())
         self._count = 0            # threads waiting in the current round
         self._round = 0            # bumped each time the barrier opens
@@ -235,13 +233,6 @@ class Barrier:
             index, my_round = self._count, self._round
             self._count += 1
             if self._count == self.parties:          # the last one opens the barrier
-                if self.action is not None:
-                    try:
-                        self.action()
-                    except BaseException:
-                        self._broken = True          # the others see a broken barrier
-                        self._cond.notify_all()
-                        raise
                 self._count, self._round = 0, self._round + 1
                 self._cond.notify_all()
                 return index
