@@ -21,6 +21,7 @@ def f64(layer_cls, *args, **kw):
     (lambda: nn.MaxPool2D(3, stride=2), (2, 2, 7, 8)),
     (lambda: nn.MaxPool2D((2, 3), stride=1), (1, 2, 5, 7)),
     (lambda: nn.MaxPool2D(2), (2, 1, 7, 7)),            # odd size: last row/col dropped
+    (lambda: nn.MaxPool2D(2, stride=3), (2, 2, 8, 9)),  # gaps between windows
     (lambda: nn.ReLU(), (3, 4, 5)),
     (lambda: nn.Tanh(), (3, 4)),
     (lambda: nn.Flatten(), (3, 2, 2, 2)),

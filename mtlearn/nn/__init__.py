@@ -29,6 +29,7 @@ and initialisation follow ``torch.nn``; ``num_params`` is a property everywhere.
 ``SGD``, ``Adam``      optimizers on flat vectors
 ``gradcheck``          finite-difference check of any layer or model, in float64
 ``Layer``, ``backward_of``  the base class, and how to call any layer's backward
+``sum_product``        ``a @ b`` for weight gradients, with the GIL released
 =====================  ===================================================================
 """
 
@@ -43,7 +44,7 @@ from .embedding import Embedding, LastStep
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient, relative_error
 from .gru import GRU
 from .language_model import SequenceCrossEntropy, char_model, fit_tbptt
-from .layer import Layer, backward_of
+from .layer import Layer, backward_of, sum_product
 from .losses import MSELoss, SoftmaxCrossEntropy
 from .lstm import LSTM
 from .models import balanced_mlp, course_cnn
@@ -76,7 +77,7 @@ __all__ = [
     "Optimizer", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backward_of",
     "col2im", "balanced_mlp", "conv2d_backward_naive", "conv2d_forward_naive", "course_cnn",
     "gradcheck", "im2col",
-    "numerical_gradient", "relative_error",
+    "numerical_gradient", "relative_error", "sum_product",
     # recurrent
     "GRU", "LSTM", "RNN", "Embedding", "LastStep", "Recurrent", "RecurrentCache",
     "SequenceCrossEntropy", "char_model", "fit_tbptt", "forward_with_state", "sample",

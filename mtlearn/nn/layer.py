@@ -87,7 +87,8 @@ def sum_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     elements, however long ``k`` is: the course CNN's first weight gradient, ``(9, 8)``
     from ``k`` = 100,352 at batch 128, held the GIL for its whole 0.4 ms, and a second
     training thread stood waiting. ``np.dot`` calls the same BLAS routine with the GIL
-    released.
+    released (checked for the operands mtlearn passes: 2-D by 2-D in any memory order, and
+    1-D by a C-ordered 2-D ``b``; ``tests/test_nn_gil.py``, ``benchmarks/gil_held.py``).
     """
     return np.dot(a, b)
 
