@@ -112,6 +112,29 @@ def get(name: str, *, n: int = 2048, seed: int = 0, dtype=np.float32,
         raise
 
 
+def recurrent_jobs(hidden: int = 256, *, n: int = 1024, epochs: int = 1,
+                   batch_size: int = 128, seed: int = 0) -> list[dict]:
+    """An RNN, an LSTM and a GRU, each with ``hidden`` units, on the same adding problem
+    (sequences of 20 steps, ``n`` of them), as ``parallel.train_many`` jobs: the tasks
+    ``rnn``, ``lstm`` and ``gru`` at this hidden size. Returns a list of job dicts (``name``,
+    ``model``, ``loss``, ``data``, ``epochs``, ``batch_size``, ``lr``, ``seed``), each with a
+    model of its own and all with the same data, which they only read::
+
+        runs = parallel.train_many(tasks.recurrent_jobs(256), threads=2)
+
+    With a large ``hidden`` most of each time step is matrix products, which release the
+    GIL; with a small one the Python of every time step, which holds it, is most of the
+    step.
+    """
+    hidden = checks.integer("hidden", hidden, min=1)
+    jobs = []
+    for name in ("rnn", "lstm", "gru"):
+        task = get(name, n=n, seed=seed, val_fraction=0, hidden=hidden)
+        jobs.append(dict(name=name, model=task.model(), loss=task.loss, data=task.data,
+                         epochs=epochs, batch_size=batch_size, lr=task.lr, seed=seed))
+    return jobs
+
+
 def _split(X, y, val_fraction, seed, stratify):
     if val_fraction == 0:
         return (X, y), (X[:0], y[:0])
