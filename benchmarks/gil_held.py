@@ -151,7 +151,7 @@ def parse(script: str, names: list[tuple[str, int, float]]) -> list[dict]:
         released = sum(win[i + 1][0] - win[i][0] for i in range(len(win) - 1) if win[i][1])
         rows.append({"name": name, "steps": steps, "wall": wall, "span": span,
                      "held": span - released,
-                     "releases": sum(1 for e in win if e[1])})
+                     "releases": sum(1 for e in win[:-1] if e[1])})   # not the sleep's
     return rows
 
 

@@ -1,5 +1,6 @@
 """benchmarks/bench_parallel.py --quick runs end to end (a few seconds) and prints its
-three tables, the machine and its load; it records nothing without --record."""
+three tables, the machine and its load, and on request the X-ray and the machine's ceiling; it
+records nothing without --record."""
 
 import importlib.util
 from pathlib import Path
@@ -35,5 +36,13 @@ def test_bench_parallel_quick(capsys, no_thread_leak):
     assert bench.main(["--quick", "--parts", "xray"]) == 0
     out = capsys.readouterr().out
     assert "| serial x1 |" in out and "| sync x2 |" in out and "X-ray of `sync`" in out
+    assert bench.main(["--quick", "--parts", "ceiling"]) == 0     # 2 worker processes
+    out = capsys.readouterr().out
+    assert "The machine's ceiling" in out
+    if bench.info.cpu_count() >= 2:                # one row per count from 2 to the cores
+        row = next(line for line in out.splitlines() if line.startswith("| 2 |"))
+        serial, shard = (float(cell) for cell in row.split("|")[2:4])
+        ceiling = float(row.split("**")[1].rstrip("x"))
+        assert serial > 0 and shard > 0 and abs(ceiling - serial / shard) < 0.3
     after = bench.RESULTS.read_text() if bench.RESULTS.exists() else None
     assert after == before
