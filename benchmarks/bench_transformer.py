@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -128,31 +127,20 @@ def logits_difference(model, twin, x) -> float:
 
 
 # ---------------------------------------------------------------- timing
-def time_steps(step, n):
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    return (time.perf_counter() - t0) / n
-
-
 def measure_step(rounds, steps):
-    """Median seconds per training step of each side, measured alternately round by round;
-    and the logits difference before training. ``(ours, theirs or None, difference)``."""
+    """Median seconds per training step of each side, measured alternately round by round
+    (``bench_nn.measure``); and the logits difference before training.
+    ``(ours, theirs or None, difference)``."""
     ours, model, x = transformer_mtlearn(**TF)
     theirs, difference = None, None
     if torch is not None:
         theirs, twin = transformer_torch(model, x, **TF)
         difference = logits_difference(model, twin, x)
-    for _ in range(3):                       # warm up caches, allocators, BLAS
-        ours()
-        if theirs:
-            theirs()
-    a, b = [], []
-    for _ in range(rounds):
-        a.append(time_steps(ours, steps))
-        if theirs:
-            b.append(time_steps(theirs, steps))
-    return statistics.median(a), (statistics.median(b) if b else None), difference
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_nn  # here, not at the top: bench_nn's case table imports this file
+
+    t_ours, t_theirs = bench_nn.measure(lambda: ours, lambda: theirs, rounds, steps)
+    return t_ours, t_theirs, difference
 
 
 # ---------------------------------------------------------------- 2. time against length
