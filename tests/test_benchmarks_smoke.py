@@ -2,17 +2,11 @@
 three tables, the machine and its load, and on request the X-ray and the machine's ceiling; it
 records nothing without --record."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_parallel.py"
+from scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_parallel", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_parallel.py")
 
 
 def test_bench_parallel_quick(capsys, no_thread_leak):

@@ -7,12 +7,12 @@ here from real verdicts) show each rule failing where it should. The recording t
 once with a real kernel on a one-cell notebook.
 """
 
-import importlib.util
 import json
 import os
 import pathlib
 
 import pytest
+from scripts import load_script
 
 from mtlearn.course import outputs
 from mtlearn.course.calibration import Calibration
@@ -126,11 +126,7 @@ def test_a_notebook_file_is_read_from_disk(tmp_path):
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("record_notebooks",
-                                                  ROOT / "tools" / "record_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/record_notebooks.py")
 
 
 def write(tmp_path, name, nb):

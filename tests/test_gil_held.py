@@ -1,20 +1,14 @@
 """benchmarks/gil_held.py: the arithmetic on perf's probe times, and (where perf uprobes can
 be added: Linux, root, a GIL build) a real run of a few small steps."""
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gil_held.py"
+from scripts import ROOT, load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gil_held", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/gil_held.py")
 
 
 def _line(tid: int, t: float, fn: str) -> str:
@@ -46,7 +40,7 @@ def test_a_real_run_where_perf_can_probe(tmp_path):
     if gh.missing() is not None or os.geteuid() != 0:
         pytest.skip("needs Linux, perf, root and a GIL build")
     args = type("Args", (), dict(task="mlp", batch=[8], steps=3, layers=False))()
-    rows = gh.measure(args, SCRIPT.parents[1])
+    rows = gh.measure(args, ROOT)
     (row,) = rows
     assert row["name"] == "step, batch 8" and row["steps"] == 3
     assert 0 < row["held"] <= row["span"] and row["releases"] >= 0

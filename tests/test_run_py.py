@@ -5,7 +5,6 @@ also runs the free-threaded notebooks on that kernel; an install with more extra
 command that needs fewer."""
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,10 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def run_py():
     """run.py as a module (it is a script at the top of the repository, not in the package)."""
-    spec = importlib.util.spec_from_file_location("mtlearn_run_py", ROOT / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("run.py", "mtlearn_run_py")
 
 
 def free_port() -> int:
