@@ -1,8 +1,11 @@
 """Helpers the lifetime tests share: which processes are alive below a pid (Linux /proc),
-polling for a condition, and whether MPI is installed."""
+polling for a condition, cleaning up after a test, and whether MPI is installed."""
 
+import contextlib
 import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +50,21 @@ def wait_for(condition, timeout: float, what: str) -> float:
             pytest.fail(f"{what} not within {timeout} s")
         time.sleep(0.02)
     return time.monotonic() - t0
+
+
+def clean_up(proc, family, shm_names) -> None:
+    """After a lifetime test, whatever it found: kill ``proc`` (a ``Popen``) and reap it,
+    SIGKILL every pid of ``family`` still running, remove the ``/dev/shm`` files named in
+    ``shm_names``, so a failed test leaves nothing behind for the next one."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for pid in family:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    for name in shm_names:
+        with contextlib.suppress(FileNotFoundError):
+            (Path("/dev/shm") / name).unlink()
 
 
 def _have_mpi() -> bool:

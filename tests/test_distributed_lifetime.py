@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import alive, descendants, needs_mpi, stat, wait_for
+from procs import alive, clean_up, descendants, needs_mpi, stat, wait_for
 
 from mtlearn.distributed import LaunchError, launch, launcher
 
@@ -102,15 +102,7 @@ def test_the_whole_job_ends_with_its_caller(sig, rank_script, tmp_path):
         print(f"caller killed by {sig.name}: {len(family)} processes and {len(names)} "
               f"shared-memory files gone {took:.3f} s later")
     finally:
-        if caller.poll() is None:
-            caller.kill()
-        caller.wait()
-        for pid in family:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                (SHM / name).unlink()
+        clean_up(caller, family, names)
 
 
 def _in_thread(target):

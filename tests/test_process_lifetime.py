@@ -7,7 +7,6 @@ within 5 s no process the child started is alive and none of the run's shared-me
 segments is left.
 """
 
-import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -17,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from procs import alive, descendants, wait_for
+from procs import alive, clean_up, descendants, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc") or not os.path.isdir("/dev/shm"),
                                 reason="reads /proc and /dev/shm (Linux)")
@@ -120,14 +119,6 @@ def test_workers_and_shared_memory_go_when_the_parent_is_killed(method, phase, s
         print(f"{method}, {phase}, {sig.name}: {len(family)} processes and {len(names)} "
               f"segments gone {took:.3f} s after the parent was killed")
     finally:                            # a failed test leaves nothing behind either
-        if child.poll() is None:
-            child.kill()
-        child.wait()
+        clean_up(child, family, names)
         log.close()
-        for pid in family:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                (Path("/dev/shm") / name).unlink()
     assert child.returncode == -sig
