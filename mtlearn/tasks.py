@@ -130,7 +130,8 @@ def recurrent_jobs(hidden: int = 256, *, n: int = 1024, epochs: int = 1,
     jobs = []
     for name in ("rnn", "lstm", "gru"):
         task = get(name, n=n, seed=seed, val_fraction=0, hidden=hidden)
-        jobs.append(dict(name=name, model=task.model(), loss=task.loss, data=task.data,
+        data = jobs[0]["data"] if jobs else task.data     # one copy of the samples for all
+        jobs.append(dict(name=name, model=task.model(), loss=task.loss, data=data,
                          epochs=epochs, batch_size=batch_size, lr=task.lr, seed=seed))
     return jobs
 

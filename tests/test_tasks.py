@@ -54,3 +54,16 @@ def test_regression_has_no_accuracy():
     t = tasks.get("lstm", n=64)
     with pytest.raises(ValueError, match="regression"):
         t.accuracy(t.model())
+
+
+def test_recurrent_jobs_train_side_by_side_as_each_alone(no_thread_leak):
+    jobs = tasks.recurrent_jobs(8, n=64, batch_size=16)
+    assert [j["name"] for j in jobs] == ["rnn", "lstm", "gru"]
+    assert len({id(j["model"]) for j in jobs}) == 3                  # a model each
+    assert all(j["data"] is jobs[0]["data"] for j in jobs)           # one copy of the samples
+    assert jobs[1]["model"].layers[0].hidden_size == 8
+    side = parallel.train_many(jobs, threads=2)
+    alone = parallel.train_many(tasks.recurrent_jobs(8, n=64, batch_size=16), threads=1)
+    assert [h.losses for h in side] == [h.losses for h in alone]
+    with pytest.raises(ValueError, match="hidden"):
+        tasks.recurrent_jobs(0)
